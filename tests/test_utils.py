@@ -1,0 +1,100 @@
+import json
+import os
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from snnlab import utils
+
+
+def test_seed_everything_repeats_every_generator():
+    def draw(seed):
+        gen = utils.seed_everything(seed)
+        return random.random(), np.random.rand(), torch.rand(3).tolist(), torch.rand(2, generator=gen).tolist()
+
+    assert draw(7) == draw(7)
+    assert draw(7) != draw(8)
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, "3", True])
+def test_seed_everything_rejects_non_integer_or_negative(bad):
+    with pytest.raises(ValueError, match="seed"):
+        utils.seed_everything(bad)
+
+
+def test_pick_device_cpu_and_auto():
+    assert utils.pick_device("cpu") == torch.device("cpu")
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert utils.pick_device("auto").type == expected
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_pick_device_cuda_without_cuda_fails_clearly():
+    with pytest.raises(RuntimeError, match="CUDA is not available"):
+        utils.pick_device("cuda")
+
+
+@pytest.mark.parametrize("bad", ["tpu", "gpu", "", 3])
+def test_pick_device_unknown_names_the_choices(bad):
+    with pytest.raises(ValueError, match="auto.*cpu.*cuda"):
+        utils.pick_device(bad)
+
+
+def test_checks_name_the_parameter():
+    with pytest.raises(ValueError, match="n_steps must be >= 1"):
+        utils.check_int("n_steps", 0, minimum=1)
+    with pytest.raises(ValueError, match="tau must be > 0"):
+        utils.check_positive("tau", 0.0)
+    with pytest.raises(ValueError, match="lr must be finite"):
+        utils.check_float("lr", float("nan"))
+    with pytest.raises(ValueError, match="mode must be one of 'a', 'b'"):
+        utils.check_choice("mode", "c", ["a", "b"])
+    with pytest.raises(FileNotFoundError, match="data_path='/no/such'.*put MNIST here"):
+        utils.check_path("data_path", "/no/such", hint="put MNIST here")
+    assert utils.check_positive("k", 3, integer=True) == 3
+    assert utils.check_float("x", 2) == 2.0
+
+
+def test_atomic_write_replaces_whole_file(tmp_path):
+    target = tmp_path / "sub" / "out.txt"
+    utils.atomic_write_text(target, "first")
+    utils.atomic_write_text(target, "second")
+    assert target.read_text() == "second"
+    assert os.listdir(target.parent) == ["out.txt"]
+
+
+def test_atomic_write_failure_keeps_old_file_and_leaves_no_temp(tmp_path, monkeypatch):
+    target = tmp_path / "ckpt.bin"
+    utils.atomic_write_bytes(target, b"old")
+
+    def broken_replace(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(utils.os, "replace", broken_replace)
+    with pytest.raises(OSError, match="disk full"):
+        utils.atomic_write_bytes(target, b"new")
+    assert target.read_bytes() == b"old"
+    assert sorted(os.listdir(tmp_path)) == ["ckpt.bin"]
+
+
+def test_atomic_torch_save_round_trips(tmp_path):
+    state = {"w": torch.arange(6.0).reshape(2, 3)}
+    utils.atomic_torch_save(state, tmp_path / "s.pth")
+    assert torch.equal(torch.load(tmp_path / "s.pth")["w"], state["w"])
+
+
+def test_write_run_card_records_what_repeats_a_run(tmp_path):
+    path = utils.write_run_card(tmp_path, params={"tau": 5.0}, seed=3, device="cpu")
+    card = json.loads(path.read_text())
+    assert path.name == "run_card.json"
+    assert card["seed"] == 3 and card["device"] == "cpu" and card["parameters"] == {"tau": 5.0}
+    assert card["versions"]["torch"].startswith("2.13.0")
+    assert card["versions"]["snnlab"] == "0.1.0"
+    assert "git_commit" in card
+
+
+def test_figures_dir_follows_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("SNNLAB_FIGURES", str(tmp_path))
+    assert utils.figures_dir() == tmp_path
