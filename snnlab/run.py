@@ -1,7 +1,7 @@
 """``snnlab run``: execute notebooks headless with papermill, the kit's main job.
 
     snnlab run [NOTEBOOK ...] [-p NAME VALUE ...] [-f params.yaml] [--out DIR] [--figures DIR]
-               [--device auto|cpu|cuda] [--keep-going] [--list]
+               [--device auto|cpu|cuda] [-j N] [--keep-going] [--list]
 
 Without NOTEBOOK it runs every ``notebooks/NN_*.ipynb`` in numeric order. Executed copies go to
 ``--out`` (default ``build/notebooks/``), figures to ``--figures`` (default ``figures/``), and a run
@@ -164,6 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--figures", default=None, help="folder for figures (default: figures/ in the checkout)")
     parser.add_argument("--device", choices=DEVICE_CHOICES, default=None,
                         help="sets the `device` parameter of notebooks that declare one; cuda fails at once without CUDA")
+    parser.add_argument("-j", "--jobs", type=int, default=1, metavar="N",
+                        help="run up to N notebooks at once, each in its own process (default: 1)")
     parser.add_argument("--keep-going", action="store_true", help="run the remaining notebooks after a failure")
     parser.add_argument("--list", action="store_true", help="list notebooks with their parameters and expected CPU time")
     parser.add_argument("--no-progress", action="store_true", help="no per-cell progress bars")
@@ -221,6 +223,19 @@ def _main(args) -> int:
     write_run_card(out / "run_card.json", params=params, seed=params.get("seed"),
                    device=params.get("device", "notebook default"))
 
+    if args.jobs < 1:
+        raise RunError(f"-j/--jobs must be >= 1, got {args.jobs}")
+    runner = _run_parallel if args.jobs > 1 and len(notebooks) > 1 else _run_sequential
+    failures = runner(notebooks, plan, out, args)
+    if failures:
+        print(f"snnlab run: failed: {', '.join(failures)}", file=sys.stderr)
+        return 1
+    print(f"all {len(notebooks)} notebook(s) ran; executed copies in {out}/, "
+          f"figures in {os.environ['SNNLAB_FIGURES']}/")
+    return 0
+
+
+def _run_sequential(notebooks, plan, out, args) -> list[str]:
     failures, total = [], len(notebooks)
     for i, nb in enumerate(notebooks, 1):
         print(f"[{i}/{total}] {nb.name} {plan[nb] or ''}".rstrip(), flush=True)
@@ -233,11 +248,39 @@ def _main(args) -> int:
                 break
             continue
         print(f"[{i}/{total}] {nb.name} done in {seconds:.1f} s -> {out / nb.name}", flush=True)
-    if failures:
-        print(f"snnlab run: failed: {', '.join(failures)}", file=sys.stderr)
-        return 1
-    print(f"all {total} notebook(s) ran; executed copies in {out}/, figures in {os.environ['SNNLAB_FIGURES']}/")
-    return 0
+    return failures
+
+
+def _execute_quietly(nb: Path, output: Path, parameters: dict) -> float:
+    return execute(nb, output, parameters, progress=False)
+
+
+def _run_parallel(notebooks, plan, out, args) -> list[str]:
+    """Notebooks are independent, so each runs in its own process (papermill's event loop is not
+    shared); results are reported as they finish. Without --keep-going a failure cancels the rest."""
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    failures, total = [], len(notebooks)
+    print(f"running {total} notebooks, {args.jobs} at a time", flush=True)
+    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+        futures = {pool.submit(_execute_quietly, nb, out / nb.name, plan[nb]): nb for nb in notebooks}
+        for done, future in enumerate(as_completed(futures), 1):
+            nb = futures[future]
+            try:
+                seconds = future.result()
+            except RunError as exc:
+                print(f"snnlab run: {exc}", file=sys.stderr, flush=True)
+                failures.append(nb.name)
+                if not args.keep_going:
+                    for other in futures:
+                        other.cancel()
+                continue
+            except Exception as exc:  # a crashed worker: report it against its notebook
+                print(f"snnlab run: {nb.name}: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+                failures.append(nb.name)
+                continue
+            print(f"[{done}/{total}] {nb.name} done in {seconds:.1f} s -> {out / nb.name}", flush=True)
+    return failures
 
 
 if __name__ == "__main__":  # pragma: no cover

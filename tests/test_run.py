@@ -97,3 +97,49 @@ def test_cli_dispatch_and_help(capsys):
 def test_console_script_is_installed():
     out = subprocess.run([sys.executable, "-m", "snnlab.cli", "--version"], capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.strip() == "snnlab 0.1.0"
+
+
+def test_jobs_must_be_positive(capsys):
+    assert run.main([str(WELCOME), "-j", "0"]) == 2
+    assert "-j/--jobs must be >= 1" in capsys.readouterr().err
+
+
+def test_parallel_run_executes_each_notebook_and_reports_failures(tmp_path, capsys, monkeypatch):
+    import nbformat
+
+    def make(name, source):
+        nb = nbformat.v4.new_notebook()
+        params = nbformat.v4.new_code_cell("seed = 0\ndevice = 'cpu'")
+        params.metadata["tags"] = ["parameters"]
+        nb.cells = [params, nbformat.v4.new_code_cell(source)]
+        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+        nbformat.write(nb, tmp_path / name)
+        return str(tmp_path / name)
+
+    good = make("01_good.ipynb", "x = seed + 1\nprint('ok', x)")
+    bad = make("02_bad.ipynb", "raise ValueError('seed is wrong')")
+    out = tmp_path / "out"
+    code = run.main([good, bad, "-j", "2", "--keep-going", "--out", str(out), "-p", "seed", "5"])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "02_bad.ipynb failed in cell" in captured.err and "seed is wrong" in captured.err
+    assert "01_good.ipynb done" in captured.out
+    executed = nbformat.read(out / "01_good.ipynb", as_version=4)
+    assert "ok 6" in executed.cells[-1].outputs[0]["text"]
+
+
+def test_parameters_file_is_used_and_command_line_wins(tmp_path, capsys):
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell("seed = 0\ndevice = 'cpu'\nlabel = 'none'")
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell("print(seed, label)")]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, tmp_path / "03_file.ipynb")
+    (tmp_path / "p.yaml").write_text("seed: 2\nlabel: from-file\n")
+    out = tmp_path / "out"
+    assert run.main([str(tmp_path / "03_file.ipynb"), "-f", str(tmp_path / "p.yaml"), "-p", "seed", "9",
+                     "--out", str(out), "--no-progress"]) == 0
+    executed = nbformat.read(out / "03_file.ipynb", as_version=4)
+    assert executed.cells[-1].outputs[0]["text"].strip() == "9 from-file"
