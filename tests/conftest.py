@@ -4,6 +4,7 @@ The environment is set before torch is imported anywhere, and the notebook kerne
 papermill start inherit it.
 """
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -14,7 +15,9 @@ def pytest_configure(config):
     os.environ["SNNLAB_HEADLESS"] = "1"
     os.environ.setdefault("MPLBACKEND", "Agg")
     # Tests must not overwrite the figures the main job writes into the checkout.
-    os.environ["SNNLAB_FIGURES"] = tempfile.mkdtemp(prefix="snnlab-figures-")
+    figures = tempfile.mkdtemp(prefix="snnlab-figures-")
+    os.environ["SNNLAB_FIGURES"] = figures
+    config.add_cleanup(lambda: shutil.rmtree(figures, ignore_errors=True))
     if os.environ.get("PYTEST_XDIST_WORKER"):
         # Two workers on two cores: one BLAS/OpenMP thread each avoids oversubscription.
         os.environ["OMP_NUM_THREADS"] = "1"
