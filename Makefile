@@ -6,7 +6,7 @@ BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.snnlab-installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test lab venv clean
+.PHONY: demo test lab venv clean handouts
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "snnlab needs Python >= 3.11 (set PYTHON=python3.11)")'
@@ -21,6 +21,9 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
+
+handouts: $(STAMP)
+	$(BIN)/snnlab handout --to html pdf --version student instructor
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks

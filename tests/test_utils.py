@@ -98,3 +98,12 @@ def test_write_run_card_records_what_repeats_a_run(tmp_path):
 def test_figures_dir_follows_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("SNNLAB_FIGURES", str(tmp_path))
     assert utils.figures_dir() == tmp_path
+
+
+def test_atomic_write_honours_umask(tmp_path):
+    old = os.umask(0o022)
+    try:
+        path = utils.atomic_write_text(tmp_path / "f.txt", "x")
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644

@@ -1,0 +1,670 @@
+"""``snnlab handout``: student and instructor handouts of the notebooks, as HTML and PDF.
+
+    snnlab handout [NOTEBOOK ...] [--to html pdf ipynb | all] [--version student instructor | all]
+                   [--out DIR] [-p NAME VALUE ...] [-f params.yaml] [--quick]
+
+Without NOTEBOOK it takes every ``notebooks/NN_*.ipynb``. Each notebook is executed headless with
+``snnlab.run.execute`` (papermill), once per version, and exported to ``--out`` (default
+``build/handouts/``) as ``<name>.<version>.<format>``:
+
+* **instructor**: the notebook as it is, solutions included; every ``check`` cell must pass.
+* **student**: made from the *source* notebook. The code between ``### BEGIN SOLUTION`` and
+  ``### END SOLUTION`` in each ``solution`` cell becomes ``raise NotImplementedError("Exercise: ...")``
+  at the markers' indentation; the exercise prompt (the markdown) stays; markdown cells tagged
+  ``instructor`` are dropped. Solution and check cells are tagged ``raises-exception``, so the
+  notebook still runs top to bottom; the only errors accepted while it runs are the stubs'
+  ``NotImplementedError`` and ``NameError`` for a name a solution would have defined.
+
+HTML is one self-contained file: images are embedded, the equations are rendered to inline SVG by
+matplotlib's mathtext (no MathJax; an equation mathtext cannot parse stays as TeX source), plotly
+figures carry plotly.js inline (``snnlab.plots.show_plotly``), and no script, style sheet or font is
+fetched from the network. PDF is that HTML printed by headless Chromium (Debian: ``apt-get install
+chromium``). ``ipynb`` writes the version's notebook without outputs: the exercise file students
+work in.
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import base64
+import copy
+import functools
+import html as html_lib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from . import run
+from .utils import atomic_write_bytes
+
+FORMATS = ("html", "pdf", "ipynb")
+VERSIONS = ("student", "instructor")
+BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
+SOLUTION, CHECK, INSTRUCTOR = "solution", "check", "instructor"
+RAISES = "raises-exception"  # nbclient and JupyterLab continue a run past cells with this tag
+PAPERMILL_ERROR_TAG = "papermill-error-cell-tag"
+CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+CHROMIUM_HINT = (
+    "PDF handouts are printed by headless Chromium, which was not found. Install it with "
+    "`sudo apt-get install chromium` (Debian/Ubuntu), or point SNNLAB_CHROMIUM at a Chrome/Chromium "
+    "binary. HTML handouts (--to html) need no browser."
+)
+PDF_TIMEOUT_S = 180
+
+
+class HandoutError(run.RunError):
+    """A user-facing handout failure (bad notebook, unexpected error, missing browser)."""
+
+
+# --------------------------------------------------------------------------- the student version
+def _tags(cell) -> set[str]:
+    return set(cell.get("metadata", {}).get("tags", []))
+
+
+def _indent(line: str) -> str:
+    return line[: len(line) - len(line.lstrip())]
+
+
+def _enclosing_function(lines: list[str], index: int, indent: str) -> str | None:
+    """Name of the ``def`` that the marker on ``lines[index]`` sits in, if any."""
+    for line in reversed(lines[:index]):
+        match = re.match(r"^(\s*)(?:async\s+)?def\s+([A-Za-z_]\w*)\s*\(", line)
+        if match and len(match.group(1)) < len(indent):
+            return match.group(2)
+    return None
+
+
+def stub_source(source: str) -> str:
+    """Replace every ``### BEGIN SOLUTION`` ... ``### END SOLUTION`` block by a raising stub.
+
+    The stub is ``raise NotImplementedError("Exercise: ...")`` at the indentation of the BEGIN
+    marker, naming the function to complete when the block sits inside one. Raises ``ValueError``
+    for a cell without a block, an unclosed, nested or empty block, or an END without a BEGIN.
+    """
+    lines = source.splitlines()
+    out: list[str] = []
+    begin: int | None = None
+    blocks = 0
+    for n, line in enumerate(lines):
+        stripped = line.strip()
+        if stripped.startswith(BEGIN):
+            if begin is not None:
+                raise ValueError(f"line {n + 1}: {BEGIN!r} inside another solution block")
+            begin, indent = n, _indent(line)
+            function = _enclosing_function(lines, n, indent)
+            task = f"complete {function}()" if function else "write the missing code of this cell"
+            out.append(f'{indent}raise NotImplementedError("Exercise: {task} (see the Coding Exercise above)")')
+        elif stripped.startswith(END):
+            if begin is None:
+                raise ValueError(f"line {n + 1}: {END!r} without a {BEGIN!r} before it")
+            if not any(l.strip() for l in lines[begin + 1 : n]):
+                raise ValueError(f"line {begin + 1}: the solution block is empty")
+            begin, blocks = None, blocks + 1
+        elif begin is None:
+            out.append(line)
+    if begin is not None:
+        raise ValueError(f"line {begin + 1}: {BEGIN!r} is never closed by {END!r}")
+    if blocks == 0:
+        raise ValueError(f"no {BEGIN!r} ... {END!r} block")
+    return "\n".join(out) + ("\n" if source.endswith("\n") else "")
+
+
+def solution_lines(source: str) -> list[str]:
+    """The non-blank lines between the solution markers (what the student version must not show)."""
+    lines, inside = [], False
+    for line in source.splitlines():
+        stripped = line.strip()
+        if stripped.startswith(BEGIN):
+            inside = True
+        elif stripped.startswith(END):
+            inside = False
+        elif inside and stripped:
+            lines.append(line)
+    return lines
+
+
+def module_level_names(source: str) -> set[str]:
+    """Names a cell binds at module level (assignments, defs, imports, loop and ``with`` targets)."""
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    try:
+        tree = ast.parse(TransformerManager().transform_cell(source))
+    except SyntaxError:
+        return set()
+    names: set[str] = set()
+
+    def visit(node: ast.AST) -> None:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+            return  # a new scope: its inner names are not module level
+        if isinstance(node, (ast.Lambda, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)):
+            return
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update((a.asname or a.name).split(".")[0] for a in node.names)
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(tree)
+    return names
+
+
+def exercise_problems(nb) -> list[str]:
+    """What breaks the exercise conventions of ``nb`` (an empty list when it follows them).
+
+    Every ``solution`` code cell holds well-formed marker blocks and is followed, before the next
+    solution cell, by a ``check`` code cell; markers appear only in solution cells; ``instructor``
+    tags sit only on markdown cells. Cell numbers are 0-based indices into ``nb.cells``.
+    """
+    problems: list[str] = []
+    pending: int | None = None  # the last solution cell still waiting for its check
+    seen_solution = False
+    for i, cell in enumerate(nb.cells):
+        tags = _tags(cell)
+        if cell.cell_type != "code":
+            for tag in tags & {SOLUTION, CHECK}:
+                problems.append(f"cell {i}: a {cell.cell_type} cell is tagged {tag!r} (only code cells may be)")
+            continue
+        if INSTRUCTOR in tags:
+            problems.append(f"cell {i}: a code cell is tagged 'instructor' (only markdown notes may be dropped)")
+        has_markers = BEGIN in cell.source or END in cell.source
+        if SOLUTION in tags:
+            if CHECK in tags:
+                problems.append(f"cell {i}: tagged both 'solution' and 'check'; the check must be its own cell")
+            if pending is not None:
+                problems.append(f"cell {pending}: solution cell has no 'check' cell before the next solution (cell {i})")
+            try:
+                stub_source(cell.source)
+            except ValueError as exc:
+                problems.append(f"cell {i}: {exc}")
+            pending, seen_solution = i, True
+        elif has_markers:
+            problems.append(f"cell {i}: has solution markers but is not tagged 'solution' (its solution would leak)")
+        if CHECK in tags and SOLUTION not in tags:
+            if not seen_solution:
+                problems.append(f"cell {i}: a 'check' cell before any 'solution' cell")
+            pending = None
+    if pending is not None:
+        problems.append(f"cell {pending}: solution cell is not followed by a 'check' cell")
+    return problems
+
+
+def student_notebook(nb):
+    """The student version of ``nb`` (a new notebook; ``nb`` is left unchanged).
+
+    Solutions become stubs (:func:`stub_source`), solution and check cells get the
+    ``raises-exception`` tag, instructor-only markdown is dropped and outputs are cleared. Raises
+    ``ValueError`` listing every problem when ``nb`` breaks the exercise conventions.
+    """
+    problems = exercise_problems(nb)
+    if problems:
+        raise ValueError("the exercise cells break the conventions:\n  " + "\n  ".join(problems))
+    student = copy.deepcopy(nb)
+    cells = []
+    for cell in student.cells:
+        tags = _tags(cell)
+        if cell.cell_type == "markdown" and INSTRUCTOR in tags:
+            continue
+        if cell.cell_type == "code":
+            if SOLUTION in tags:
+                cell.source = stub_source(cell.source)
+            if tags & {SOLUTION, CHECK} and RAISES not in tags:
+                cell.metadata["tags"] = [*cell.metadata.get("tags", []), RAISES]
+            cell.outputs, cell.execution_count = [], None
+        cells.append(cell)
+    student.cells = cells
+    return student
+
+
+def clean_notebook(nb):
+    """A copy of ``nb`` without outputs (the instructor's ``ipynb``)."""
+    clean = copy.deepcopy(nb)
+    for cell in clean.cells:
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+    return clean
+
+
+# --------------------------------------------------------------------------- execution
+@contextmanager
+def _environment(**values: str) -> Iterator[None]:
+    """Set environment variables for the kernels papermill starts, and restore them afterwards."""
+    old = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in old.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _stage_student(source: Path, staged: Path) -> tuple[set[str], str]:
+    """Write the student notebook to execute; return the names solutions define and the line added.
+
+    The first code cell gets a first line that moves the kernel into the source notebook's folder
+    (relative data paths keep working from the temporary copy; the line is removed again after the
+    run). Every code cell from the first solution on is tagged ``raises-exception`` so that cells
+    using an unfinished exercise do not stop the run; :func:`_check_student_errors` judges the
+    errors afterwards.
+    """
+    import nbformat
+
+    nb = nbformat.read(source, as_version=4)
+    try:
+        student = student_notebook(nb)
+    except ValueError as exc:
+        raise HandoutError(f"{source.name}: {exc}") from exc
+    expected_names: set[str] = set()
+    for cell in nb.cells:
+        if cell.cell_type == "code" and SOLUTION in _tags(cell):
+            expected_names |= module_level_names(cell.source)
+    after_first = False
+    for cell in student.cells:
+        if cell.cell_type != "code":
+            continue
+        after_first = after_first or SOLUTION in _tags(cell)
+        if after_first and RAISES not in _tags(cell):
+            cell.metadata["tags"] = [*cell.metadata.get("tags", []), RAISES]
+    setup = f"__import__('os').chdir({str(source.parent.resolve())!r})\n"
+    first = next(c for c in student.cells if c.cell_type == "code")
+    first.source = setup + first.source
+    staged.write_text(nbformat.writes(student), encoding="utf-8")
+    return expected_names, setup
+
+
+def _expected_error(output, names: set[str]) -> bool:
+    if output.get("ename") == "NotImplementedError":
+        return str(output.get("evalue", "")).startswith("Exercise:")
+    if output.get("ename") == "NameError":
+        match = re.match(r"name '([^']+)' is not defined", str(output.get("evalue", "")))
+        return bool(match) and match.group(1) in names
+    return False
+
+
+def _check_student_errors(nb, names: set[str], notebook_name: str) -> None:
+    """Accept only the errors an unfinished exercise causes; every code cell must have run."""
+    problems = []
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        if cell.get("execution_count") is None and cell.source.strip():
+            problems.append(f"cell {i} did not run")
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "error" and not _expected_error(output, names):
+                problems.append(f"cell {i}: {output.get('ename')}: {output.get('evalue')}")
+    if problems:
+        raise HandoutError(f"{notebook_name} (student version) failed for a reason other than an "
+                           f"unfinished exercise:\n  " + "\n  ".join(problems), code=1)
+
+
+def execute_version(source: Path, version: str, workdir: Path, parameters: dict[str, Any],
+                    *, progress: bool = False):
+    """Execute the ``version`` of ``source`` in ``workdir`` and return the executed notebook.
+
+    Uses :func:`snnlab.run.execute` (papermill, kernel ``python3``). The instructor version must run
+    without any error; the student version only with the errors an unfinished exercise causes.
+    """
+    import nbformat
+
+    output = workdir / f"{source.stem}.{version}.executed.ipynb"
+    if version == "instructor":
+        try:
+            run.execute(source, output, parameters, progress=progress)
+        except run.RunError as exc:
+            raise HandoutError(f"(instructor version) {exc}", code=1) from exc
+        return nbformat.read(output, as_version=4)
+    staged = workdir / f"{source.stem}.student.ipynb"
+    names, setup = _stage_student(source, staged)
+    try:
+        run.execute(staged, output, parameters, progress=progress)
+    except run.RunError:
+        if not output.is_file():
+            raise
+        # papermill reports any error output, even in raises-exception cells: judge them here.
+    nb = nbformat.read(output, as_version=4)
+    nb.cells = [c for c in nb.cells if PAPERMILL_ERROR_TAG not in _tags(c)]
+    first = next(c for c in nb.cells if c.cell_type == "code")
+    if not first.source.startswith(setup):
+        raise HandoutError(f"{source.name}: the executed student copy lost its first line", code=1)
+    first.source = first.source[len(setup):]
+    _check_student_errors(nb, names, source.name)
+    return nb
+
+
+# --------------------------------------------------------------------------- equations
+# TeX that mathtext lacks but that only changes sizes or spelling: drop or rename it.
+_TEX_REWRITES = (
+    (re.compile(r"\\(?:big|Big|bigg|Bigg)[lrm]?(?![A-Za-z])"), ""),
+    (re.compile(r"\\(?:displaystyle|textstyle|scriptstyle)(?![A-Za-z])"), ""),
+    (re.compile(r"\\[td]frac(?![A-Za-z])"), r"\\frac"),
+    (re.compile(r"\\\|"), r"\\Vert "),
+    (re.compile(r"\\[lr]Vert(?![A-Za-z])"), r"\\Vert"),
+    (re.compile(r"\\(ge|le)(?![A-Za-z])"), r"\\\1q"),
+    (re.compile(r"\\!"), ""),
+    (re.compile(r"\\frac\s*([0-9A-Za-z])\s*([0-9A-Za-z])"), r"\\frac{\1}{\2}"),  # \frac1N
+)
+_FENCE = re.compile(r"(^|\n)([ \t]*)(```+|~~~+)[^\n]*\n.*?(\n[ \t]*\3[ \t]*(?=\n|$)|$)", re.S)
+_CODE_SPAN = re.compile(r"(`+)(?:.+?)\1", re.S)
+_DISPLAY_MATH = re.compile(r"\$\$(.+?)\$\$", re.S)
+_INLINE_MATH = re.compile(r"(?<![\\$])\$(?![\s$])([^$\n]+?)(?<![\s\\])\$(?!\d)")
+
+
+@functools.lru_cache(maxsize=1024)
+def math_svg(tex: str, display: bool = False) -> str | None:
+    """An ``<img>`` tag holding ``tex`` rendered by matplotlib's mathtext as SVG, or ``None``.
+
+    ``None`` means mathtext cannot parse it (environments such as ``cases``); the caller keeps the
+    TeX source then. Glyphs are drawn as paths, so the SVG needs no font.
+    """
+    import io
+
+    import matplotlib
+    from matplotlib.figure import Figure
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.mathtext import MathTextParser
+
+    text = " ".join(tex.split())
+    for pattern, replacement in _TEX_REWRITES:
+        text = pattern.sub(replacement, text)
+    prop = FontProperties(size=14 if display else 12.5, math_fontfamily="cm")
+    try:
+        width, height, depth, _, _ = MathTextParser("path").parse(f"${text}$", dpi=72, prop=prop)
+        buffer = io.BytesIO()
+        with matplotlib.rc_context({"svg.fonttype": "path", "svg.hashsalt": "snnlab"}):
+            fig = Figure(figsize=(width / 72.0, height / 72.0))
+            fig.text(0, depth / height, f"${text}$", fontproperties=prop)
+            fig.savefig(buffer, format="svg", transparent=True, metadata={"Date": None})
+    except (ValueError, ZeroDivisionError, RuntimeError):
+        return None
+    data = base64.b64encode(buffer.getvalue()).decode("ascii")
+    alt = html_lib.escape(tex.strip(), quote=True)
+    style = (f"display:block;margin:0.6em auto;height:{height:.2f}pt" if display
+             else f"display:inline;height:{height:.2f}pt;vertical-align:{-depth:.2f}pt")
+    return f'<img class="snnlab-math" alt="{alt}" style="{style}" src="data:image/svg+xml;base64,{data}">'
+
+
+def _render_math_text(text: str) -> str:
+    text = _DISPLAY_MATH.sub(lambda m: math_svg(m.group(1), True) or m.group(0), text)
+    return _INLINE_MATH.sub(lambda m: math_svg(m.group(1), False) or m.group(0), text)
+
+
+def render_math(markdown: str) -> str:
+    """Replace ``$...$`` and ``$$...$$`` in markdown by inline SVG images, outside code."""
+    out, position = [], 0
+    fences = [m.span() for m in _FENCE.finditer(markdown)]
+    for start, end in [*fences, (len(markdown), len(markdown))]:
+        chunk, cursor = markdown[position:start], 0
+        for code in _CODE_SPAN.finditer(chunk):  # `$x$` in a code span stays code
+            out.append(_render_math_text(chunk[cursor:code.start()]))
+            out.append(code.group(0))
+            cursor = code.end()
+        out.append(_render_math_text(chunk[cursor:]))
+        out.append(markdown[start:end])
+        position = end
+    return "".join(out)
+
+
+# --------------------------------------------------------------------------- export
+_TEMPLATE = r"""{%- extends 'index.html.j2' -%}
+{%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}
+{% block jupyter_widgets %}{% endblock jupyter_widgets %}
+{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
+{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
+{% block extra_css %}
+<style type="text/css">
+  img.snnlab-math { max-width: none; }
+  .snnlab-handout-banner { border-left: 4px solid #888; padding: 0.3em 0.8em; color: #444; }
+  @media print {
+    .jp-Cell { break-inside: avoid-page; }
+    .jp-OutputArea-output img { max-width: 100%; }
+    pre { white-space: pre-wrap; word-break: break-word; }
+  }
+</style>
+{% endblock extra_css %}
+"""
+_BANNER = {
+    "student": "Student handout: the exercises are left for you. Cells that use an exercise show a "
+               "<code>NotImplementedError</code> until you write it.",
+    "instructor": "Instructor handout: with solutions and instructor notes.",
+}
+# A fetch, not a link: src/href of the tags that load things, CSS url() and @import, JS import().
+_NETWORK = re.compile(
+    r"""<(?:script|link|img|iframe|source|video|audio|embed|object)\b[^>]*?\b(?:src|href|data)\s*=\s*["']?\s*(?:https?:)?//[^\s"'>]+"""
+    r"""|url\(\s*["']?\s*(?:https?:)?//[^)\s"']+"""
+    r"""|@import\s+(?:url\()?\s*["']?\s*(?:https?:)?//[^\s"';)]+"""
+    r"""|\bimport\s*\(\s*["'](?:https?:)?//[^"']+""",
+    re.I,
+)
+
+
+def network_references(html: str) -> list[str]:
+    """Everything in ``html`` that would make a browser fetch from the network (empty: offline)."""
+    return [m.group(0)[:160] for m in _NETWORK.finditer(html)]
+
+
+# plotly's "notebook" renderer asks for MathJax from a CDN with every figure (for TeX in labels).
+_CDN_MATHJAX = re.compile(r"""<script\b[^>]*\bsrc\s*=\s*["']?(?:https?:)?//[^"'>\s]*mathjax[^>]*>\s*</script>""", re.I)
+
+
+def _drop_cdn_mathjax(output) -> None:
+    data = output.get("data", {}) if output.get("output_type") in ("display_data", "execute_result") else {}
+    html = data.get("text/html")
+    if html is not None:
+        text = "".join(html) if isinstance(html, list) else html
+        data["text/html"] = _CDN_MATHJAX.sub("", text)
+
+
+def export_html(nb, *, title: str, version: str, resources_path: Path) -> str:
+    """One self-contained HTML page of an executed notebook (nbconvert ``lab`` template).
+
+    Equations in markdown become inline SVG (:func:`render_math`); the MathJax that plotly figures
+    request from a CDN is dropped (TeX in plotly labels then shows as source).
+    """
+    import jinja2
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    nb = copy.deepcopy(nb)
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            cell.source = render_math(cell.source)
+        for output in cell.get("outputs", []):
+            _drop_cdn_mathjax(output)
+    banner = nbformat.v4.new_markdown_cell(f'<p class="snnlab-handout-banner">{_BANNER[version]}</p>')
+    nb.cells.insert(1 if nb.cells and nb.cells[0].cell_type == "markdown" else 0, banner)
+    nb.metadata["title"] = title
+    exporter = HTMLExporter(
+        template_name="lab", template_file="snnlab_handout.html.j2", embed_images=True,
+        extra_loaders=[jinja2.DictLoader({"snnlab_handout.html.j2": _TEMPLATE})],
+    )
+    body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": title, "path": str(resources_path)}})
+    return body
+
+
+# --------------------------------------------------------------------------- PDF
+def find_chromium() -> str | None:
+    """The Chromium/Chrome binary: ``$SNNLAB_CHROMIUM``, else the first of the usual names on PATH."""
+    override = os.environ.get("SNNLAB_CHROMIUM", "").strip()
+    if override:
+        return shutil.which(override) or (override if Path(override).is_file() else None)
+    for name in CHROMIUM_NAMES:
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+def print_pdf(html_path: Path, *, chromium: str | None = None, timeout: float = PDF_TIMEOUT_S) -> bytes:
+    """Print ``html_path`` to PDF with headless Chromium, offline; return the PDF bytes."""
+    chromium = chromium or find_chromium()
+    if chromium is None:
+        raise HandoutError(CHROMIUM_HINT)
+    with tempfile.TemporaryDirectory(prefix="snnlab-pdf-") as tmp:
+        target = Path(tmp) / "handout.pdf"
+        command = [
+            chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+            "--no-first-run", "--no-default-browser-check", "--disable-extensions",
+            f"--user-data-dir={Path(tmp) / 'profile'}",
+            "--host-resolver-rules=MAP * ~NOTFOUND",  # nothing may come from the network
+            "--no-pdf-header-footer", "--run-all-compositor-stages-before-draw",
+            "--virtual-time-budget=20000",  # lets scripts (plotly) draw before printing
+            f"--print-to-pdf={target}", Path(html_path).resolve().as_uri(),
+        ]
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+        try:
+            log, _ = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, 9)  # its own session: the browser and its helper processes
+            process.communicate()
+            raise HandoutError(f"Chromium did not print {html_path.name} within {timeout:.0f} s", code=1)
+        data = target.read_bytes() if target.is_file() else b""
+        if not data.startswith(b"%PDF"):
+            tail = log.decode("utf-8", "replace")[-1500:]
+            raise HandoutError(f"Chromium printed no PDF for {html_path.name} (exit {process.returncode}):\n{tail}",
+                               code=1)
+        return data
+
+
+# --------------------------------------------------------------------------- command line
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="snnlab handout",
+        description="Execute notebooks and export student/instructor handouts (self-contained HTML, "
+                    "PDF printed by headless Chromium, or the exercise notebook).",
+    )
+    parser.add_argument("notebooks", nargs="*", metavar="NOTEBOOK",
+                        help="notebook paths or names in notebooks/ (default: all of them)")
+    parser.add_argument("--to", nargs="+", default=["html"], choices=[*FORMATS, "all"], metavar="FORMAT",
+                        help="html, pdf, ipynb (the version's notebook without outputs) or all (default: html)")
+    parser.add_argument("--version", nargs="+", default=["all"], choices=[*VERSIONS, "all"], metavar="VERSION",
+                        help="student, instructor or all (default: all)")
+    parser.add_argument("--out", default="build/handouts", help="output folder (default: %(default)s)")
+    parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                        help="set a notebook parameter, as in `snnlab run`")
+    parser.add_argument("-f", "--parameters-file", metavar="YAML", help="parameters from a YAML mapping (-p wins)")
+    parser.add_argument("--quick", action="store_true",
+                        help="use each notebook's small metadata.snnlab.test_parameters (a fast check of the pipeline)")
+    parser.add_argument("--keep-going", action="store_true", help="continue with the other notebooks after a failure")
+    parser.add_argument("--no-progress", action="store_true", help="no per-cell progress bars")
+    return parser
+
+
+def _expand(values: list[str], allowed: tuple[str, ...]) -> list[str]:
+    return list(allowed) if "all" in values else [v for v in allowed if v in values]
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e6:.2f} MB" if n >= 1e5 else f"{n / 1e3:.1f} kB"
+
+
+def make_handouts(notebook: Path, *, versions: list[str], formats: list[str], out: Path,
+                  parameters: dict[str, Any], workdir: Path, chromium: str | None = None,
+                  progress: bool = False) -> list[Path]:
+    """Write the handouts of one notebook into ``out``; return the paths written.
+
+    The kernels run headless (panels show their default figure), draw matplotlib figures inline
+    whatever ``MPLBACKEND`` the caller has, and save figures under ``workdir``, not ``figures/``.
+    """
+    with _environment(SNNLAB_HEADLESS="1", SNNLAB_FIGURES=str(workdir / "figures"),
+                      MPLBACKEND="module://matplotlib_inline.backend_inline"):
+        return _make_handouts(notebook, versions=versions, formats=formats, out=out, parameters=parameters,
+                              workdir=workdir, chromium=chromium, progress=progress)
+
+
+def _make_handouts(notebook, *, versions, formats, out, parameters, workdir, chromium, progress):
+    import nbformat
+
+    meta = run.notebook_metadata(notebook)
+    written = []
+    for version in versions:
+        stem = f"{notebook.stem}.{version}"
+        if "ipynb" in formats:
+            source = nbformat.read(notebook, as_version=4)
+            try:
+                nb = student_notebook(source) if version == "student" else clean_notebook(source)
+            except ValueError as exc:
+                raise HandoutError(f"{notebook.name}: {exc}") from exc
+            written.append(atomic_write_bytes(out / f"{stem}.ipynb", nbformat.writes(nb).encode("utf-8")))
+        if not {"html", "pdf"} & set(formats):
+            continue
+        executed = execute_version(notebook, version, workdir, parameters, progress=progress)
+        title = f"{meta.get('title') or notebook.stem} ({version} handout)"
+        page = export_html(executed, title=title, version=version, resources_path=notebook.parent)
+        fetches = network_references(page)
+        if fetches:  # a template or output change would break "opens offline": refuse to ship it
+            raise HandoutError(f"{notebook.name}: the {version} HTML would fetch from the network: {fetches[:5]}",
+                               code=1)
+        data = page.encode("utf-8")
+        if "html" in formats:
+            written.append(atomic_write_bytes(out / f"{stem}.html", data))
+        if "pdf" in formats:
+            html_path = workdir / f"{stem}.html"
+            html_path.write_bytes(data)
+            written.append(atomic_write_bytes(out / f"{stem}.pdf", print_pdf(html_path, chromium=chromium)))
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _main(args)
+    except run.RunError as exc:
+        print(f"snnlab handout: {exc}", file=sys.stderr)
+        return exc.code
+
+
+def _main(args) -> int:
+    notebooks = run.resolve_notebooks(args.notebooks)
+    formats, versions = _expand(args.to, FORMATS), _expand(args.version, VERSIONS)
+    chromium = None
+    if "pdf" in formats:
+        chromium = find_chromium()
+        if chromium is None:  # before minutes of execution, not after
+            raise HandoutError(CHROMIUM_HINT)
+    params: dict[str, Any] = run.load_param_file(args.parameters_file) if args.parameters_file else {}
+    params.update({name: run.parse_value(value) for name, value in args.parameter})
+    plan = run.plan_parameters(notebooks, params)
+    out = Path(args.out)
+    failures = []
+    with tempfile.TemporaryDirectory(prefix="snnlab-handout-") as tmp:
+        for i, notebook in enumerate(notebooks, 1):
+            parameters = dict(plan[notebook])
+            if args.quick:
+                parameters = {**run.notebook_metadata(notebook).get("test_parameters", {}), **parameters}
+            print(f"[{i}/{len(notebooks)}] {notebook.name} {', '.join(versions)} -> {', '.join(formats)}"
+                  + (f" {parameters}" if parameters else ""), flush=True)
+            workdir = Path(tmp) / notebook.stem
+            workdir.mkdir()
+            try:
+                paths = make_handouts(notebook, versions=versions, formats=formats, out=out,
+                                      parameters=parameters, workdir=workdir, chromium=chromium,
+                                      progress=not args.no_progress)
+            except run.RunError as exc:
+                print(f"snnlab handout: {exc}", file=sys.stderr, flush=True)
+                failures.append(notebook.name)
+                if not args.keep_going:
+                    break
+                continue
+            for path in paths:
+                print(f"    {path}  ({_size(path.stat().st_size)})", flush=True)
+    if failures:
+        print(f"snnlab handout: failed: {', '.join(failures)}", file=sys.stderr)
+        return 1
+    print(f"handouts of {len(notebooks)} notebook(s) in {out}/")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
