@@ -1,0 +1,436 @@
+"""DA-SSDP: dopamine-gated spike-synchrony-dependent plasticity, added on top of gradient training.
+
+For a weight ``W`` [C_out, C_in] (a linear layer or a 1x1 convolution) and a batch of B samples, each
+sample b gives, per unit, a spike indicator (did it fire in the T steps) and a latency (step index of
+its first -- or, as the released code does, its last -- spike; T when silent)::
+
+    l_boi   = post_bo pre_bi                                   coincidence
+    g_boi   = exp(-(t_post_bo - t_pre_bi)^2 / (2 sigma^2))     timing kernel (sigma in time steps)
+    phi_boi = g_boi (A+ l_boi - A- (1 - l_boi))                potentiation / baseline depression
+    S_b     = mean_{o,i} l_boi                                 batch synchrony
+    G_b     = clip(1 + k (S_b - mu_S) / sd_S, 0, 2)            dopamine gate
+    dW      = clip(mean_b G_b phi_boi, -1, 1)                  added to W after the optimizer step
+
+During ``warmup_epochs`` nothing is added; the pairs (S_b, loss_b) are summarised by their moments.
+At the first step after warm-up the gate is fitted once: ``k = -corr(S, loss)``, ``mu_S``, ``sd_S``.
+
+Reference: DA-SSDP (TMLR; arXiv:2512.07194) and its public code. ``variant="released"`` behaves as
+the public code (last-spike latency, A- = A_b = 5e-4, sites: classifier + the 1x1 output projection
+of the first DSSA block of the last stage, read at the DSSA *block* input/output);
+``variant="paper"`` follows the text (first-spike latency, A- = 1e-4, the projection's own input
+spikes and output). Known defects of the public code are options here, fixed by default: the
+"first-spike" latency that is the last spike (``latency``), the DSSA tap at which pre-units are almost
+always active so dW is a near-uniform positive drift (``dssa_tap``), and replicas that drift apart
+under DDP (``ddp_sync``). The paper's learnable sigma is kept fixed (a hyperparameter, not a weight).
+
+Used by ``snnlab train`` (``dassdp:`` config section) and notebook 03_da_ssdp_spikingresformer.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any, NamedTuple
+
+import torch
+import torch.nn as nn
+
+from ..utils import check_choice, check_float, check_int
+
+VARIANTS = ("released", "paper")
+LATENCIES = ("first", "last")
+GATES = ("fitted", "constant")
+TAPS = ("block", "layer")
+
+
+# --------------------------------------------------------------------------- pure functions
+def ssdp_delta(pre, post, t_pre, t_post, gate, a_plus, a_minus, sigma) -> torch.Tensor:
+    """The DA-SSDP weight change for one batch (the reference form, O(B C_out C_in) memory).
+
+    ``dW_oi = clip(mean_b G_b exp(-(t_post_bo - t_pre_bi)^2 / (2 sigma^2)) (A+ l_boi - A- (1 - l_boi)), -1, 1)``
+    with ``l_boi = post_bo pre_bi``.
+
+    Args:
+        pre: pre-synaptic spike indicators ``pre_bi`` in {0, 1}, [B, C_in].
+        post: post-synaptic spike indicators ``post_bo``, [B, C_out].
+        t_pre: pre-synaptic latencies (time steps), [B, C_in].
+        t_post: post-synaptic latencies (time steps), [B, C_out].
+        gate: dopamine gate ``G_b``, [B].
+        a_plus, a_minus: amplitudes ``A+``, ``A-`` (dimensionless, >= 0).
+        sigma: width of the timing kernel (time steps, > 0).
+
+    Returns:
+        dW [C_out, C_in].
+    """
+    pre, post, t_pre, t_post, gate = _check_batch(pre, post, t_pre, t_post, gate)
+    check_float("sigma", float(sigma), minimum=0.0, strict_minimum=True)
+    l = post[:, :, None] * pre[:, None, :]
+    g = torch.exp(-(t_post[:, :, None] - t_pre[:, None, :]) ** 2 / (2.0 * float(sigma) ** 2))
+    phi = g * (a_plus * l - a_minus * (1.0 - l))
+    return (gate[:, None, None] * phi).mean(0).clamp(-1.0, 1.0)
+
+
+def fit_gate(synchrony: torch.Tensor, loss: torch.Tensor) -> tuple[float, float, float]:
+    """Fit the dopamine gate once: ``k = -corr(S, loss)`` (Pearson), ``mu`` and population ``sd`` of S.
+
+    Args:
+        synchrony: batch synchrony values ``S_b`` [N]; loss: matching losses [N] (N >= 2).
+    Returns:
+        ``(k, mu, sd)`` as floats. A constant S or loss has no correlation: k = 0.
+    """
+    s = torch.as_tensor(synchrony, dtype=torch.float64).flatten()
+    l = torch.as_tensor(loss, dtype=torch.float64).flatten()
+    if s.numel() != l.numel() or s.numel() < 2:
+        raise ValueError(f"synchrony and loss must be 1-D with the same length >= 2, got {s.numel()} and {l.numel()}")
+    n = s.numel()
+    return gate_from_moments(GateMoments(float(n), float(s.sum()), float((s * s).sum()), float(l.sum()),
+                                         float((l * l).sum()), float((s * l).sum())))
+
+
+def dopamine_gate(synchrony: torch.Tensor, k: float, mu: float, sd: float) -> torch.Tensor:
+    """``G = clip(1 + k (S - mu) / sd, 0, 2)``; with ``sd == 0`` every z-score is 0, so G = 1."""
+    s = torch.as_tensor(synchrony)
+    if not math.isfinite(float(sd)) or float(sd) < 0:
+        raise ValueError(f"sd must be a finite number >= 0, got {sd!r}")
+    if float(sd) == 0.0:
+        return torch.ones_like(s, dtype=torch.float32 if not s.is_floating_point() else s.dtype)
+    return (1.0 + float(k) * (s - float(mu)) / float(sd)).clamp(0.0, 2.0)
+
+
+def spike_latency(spikes: torch.Tensor, mode: str = "first") -> torch.Tensor:
+    """Latency (time-step index) of each unit's first or last spike; ``T`` for a silent unit.
+
+    Args:
+        spikes: ``[T, ...]`` spike indicators (anything > 0 counts as a spike).
+        mode: ``"first"`` (the paper) or ``"last"`` (what the released ``cumsum().argmax()`` computes).
+    Returns:
+        float tensor ``[...]``.
+    """
+    check_choice("mode", mode, LATENCIES)
+    s = spikes > 0
+    T = s.shape[0]
+    steps = torch.arange(T, device=s.device).view(T, *([1] * (s.dim() - 1)))
+    if mode == "first":
+        t = torch.where(s, steps, T).amin(0)
+    else:
+        t = torch.where(s, steps, -1).amax(0)
+        t = torch.where(t < 0, T, t)
+    return t.float()
+
+
+class GateMoments(NamedTuple):
+    """Sufficient statistics of (S, loss) pairs: count and the sums of S, S^2, L, L^2, S L."""
+
+    n: float
+    s: float
+    ss: float
+    l: float
+    ll: float
+    sl: float
+
+
+def gate_from_moments(m: GateMoments) -> tuple[float, float, float]:
+    """``(k, mu, sd)`` from :class:`GateMoments` (identical to :func:`fit_gate` on the raw pairs)."""
+    if m.n < 2:
+        raise ValueError(f"the gate needs at least 2 recorded samples, got n={m.n}")
+    mu_s, mu_l = m.s / m.n, m.l / m.n
+    var_s = max(m.ss / m.n - mu_s**2, 0.0)
+    var_l = max(m.ll / m.n - mu_l**2, 0.0)
+    cov = m.sl / m.n - mu_s * mu_l
+    sd = math.sqrt(var_s)
+    # relative tolerance: a variance at rounding level is a constant series (k = 0, not noise / noise)
+    tiny_s = var_s <= 1e-12 * max(mu_s**2, 1e-300)
+    tiny_l = var_l <= 1e-12 * max(mu_l**2, 1e-300)
+    if tiny_s or tiny_l:
+        return 0.0, mu_s, 0.0 if tiny_s else sd
+    corr = max(-1.0, min(1.0, cov / math.sqrt(var_s * var_l)))
+    return -corr, mu_s, sd
+
+
+def _check_batch(pre, post, t_pre, t_post, gate):
+    tensors = [torch.as_tensor(v) for v in (pre, post, t_pre, t_post, gate)]
+    pre, post, t_pre, t_post, gate = (t.float() if not t.is_floating_point() else t for t in tensors)
+    if pre.dim() != 2 or post.dim() != 2:
+        raise ValueError(f"pre and post must be [B, C_in] and [B, C_out], got {tuple(pre.shape)} and {tuple(post.shape)}")
+    if t_pre.shape != pre.shape:
+        raise ValueError(f"t_pre must have the shape of pre {tuple(pre.shape)}, got {tuple(t_pre.shape)}")
+    if t_post.shape != post.shape:
+        raise ValueError(f"t_post must have the shape of post {tuple(post.shape)}, got {tuple(t_post.shape)}")
+    if pre.shape[0] != post.shape[0] or gate.shape != (pre.shape[0],):
+        raise ValueError(f"pre, post and gate must share the batch size; got {pre.shape[0]}, {post.shape[0]}, "
+                         f"gate {tuple(gate.shape)}")
+    return pre, post, t_pre, t_post, gate
+
+
+def ssdp_sum_binned(pre, post, t_pre, t_post, gate, a_plus, a_minus, sigma, T) -> torch.Tensor:
+    """``sum_b G_b phi_boi`` (no mean, no clip) for integer latencies in {0..T}, without the
+    [B, C_out, C_in] tensor: the kernel takes only (T+1)^2 values, so with one-hot latencies
+    ``sum_b G_b g_boi x_bo y_bi = sum_{u,v} K_uv sum_b (G_b x_bo [t_post_bo = u]) (y_bi [t_pre_bi = v])``,
+    one matmul of [C_out, B (T+1)] by [B (T+1), C_in]. Equal to ``B * ssdp_delta`` before the clip."""
+    B, O = post.shape
+    I = pre.shape[1]
+    steps = torch.arange(T + 1, device=pre.device, dtype=torch.float32)
+    kernel = torch.exp(-(steps[:, None] - steps[None, :]) ** 2 / (2.0 * sigma**2))  # [U, V]
+    post_oh = (t_post.round().long()[..., None] == torch.arange(T + 1, device=pre.device)).float()  # [B,O,U]
+    pre_oh = (t_pre.round().long()[..., None] == torch.arange(T + 1, device=pre.device)).float()    # [B,I,V]
+    g = gate.float()[:, None, None]
+    left_all = (g * post_oh) @ kernel                                  # [B, O, V]
+    left_l = (g * post.float()[..., None] * post_oh) @ kernel          # [B, O, V]
+    lhs = torch.cat([left_l, left_all], 1).permute(1, 0, 2).reshape(2 * O, B * (T + 1))
+    right_l = (pre.float()[..., None] * pre_oh).permute(0, 2, 1).reshape(B * (T + 1), I)
+    right_all = pre_oh.permute(0, 2, 1).reshape(B * (T + 1), I)
+    coinc = lhs[:O] @ right_l            # sum_b G g l
+    total = lhs[O:] @ right_all          # sum_b G g
+    return (a_plus + a_minus) * coinc - a_minus * total
+
+
+# --------------------------------------------------------------------------- parameters
+@dataclass(frozen=True)
+class DASSDPParams:
+    """Settings of the DA-SSDP component (see :func:`variant_params` for the two named variants).
+
+    Attributes:
+        a_plus: potentiation amplitude ``A+``; a_minus: baseline depression ``A-`` (``A_b`` in the code).
+        sigma: timing-kernel width (time steps). warmup_epochs: epochs without updates (gate data).
+        latency: ``"first"`` or ``"last"`` spike. gate: ``"fitted"`` (k from the warm-up) or
+        ``"constant"`` (k = 0, G = 1: the control that removes the dopamine signal).
+        sites: ``"classifier"``, ``"dssa_proj"`` (1x1 output projection of the first DSSA block of the
+        last stage) or dotted module names of other ``Linear`` / 1x1 ``Conv2d`` layers.
+        dssa_tap: where the ``dssa_proj`` site reads spikes: ``"layer"`` (the projection's own input and
+        output) or ``"block"`` (the DSSA block's input/output, as released).
+        ddp_sync: all-reduce statistics and updates so every rank applies the same dW.
+        variant: the name the defaults came from (for the record).
+    """
+
+    a_plus: float = 1.5e-3
+    a_minus: float = 1e-4
+    sigma: float = 1.0
+    warmup_epochs: int = 0
+    latency: str = "first"
+    gate: str = "fitted"
+    sites: tuple[str, ...] = ("classifier", "dssa_proj")
+    dssa_tap: str = "layer"
+    ddp_sync: bool = True
+    variant: str = "paper"
+
+    def __post_init__(self):
+        check_float("a_plus", self.a_plus, minimum=0.0)
+        check_float("a_minus", self.a_minus, minimum=0.0)
+        check_float("sigma", self.sigma, minimum=0.0, strict_minimum=True)
+        check_int("warmup_epochs", self.warmup_epochs, minimum=0)
+        check_choice("latency", self.latency, LATENCIES)
+        check_choice("gate", self.gate, GATES)
+        check_choice("dssa_tap", self.dssa_tap, TAPS)
+        check_choice("variant", self.variant, VARIANTS)
+        if not isinstance(self.ddp_sync, bool):
+            raise ValueError(f"ddp_sync must be a bool, got {self.ddp_sync!r}")
+        if isinstance(self.sites, str) or not self.sites or not all(isinstance(s, str) and s for s in self.sites):
+            raise ValueError(f"sites must be a non-empty list of site names, got {self.sites!r}")
+
+
+_VARIANT_DEFAULTS = {
+    "released": dict(a_plus=1.5e-3, a_minus=5e-4, sigma=1.0, latency="last", dssa_tap="block",
+                     sites=("classifier", "dssa_proj")),
+    "paper": dict(a_plus=1.5e-3, a_minus=1e-4, sigma=1.0, latency="first", dssa_tap="layer",
+                  sites=("classifier", "dssa_proj")),
+}
+
+
+def variant_params(variant: str = "paper", **overrides) -> DASSDPParams:
+    """The named variant's parameters, with any field replaced by ``overrides`` (``None`` = keep)."""
+    check_choice("variant", variant, VARIANTS)
+    unknown = set(overrides) - set(DASSDPParams.__dataclass_fields__)
+    if unknown:
+        raise ValueError(f"unknown DA-SSDP option(s) {sorted(unknown)}; allowed: {sorted(DASSDPParams.__dataclass_fields__)}")
+    values = {**_VARIANT_DEFAULTS[variant], **{k: v for k, v in overrides.items() if v is not None}}
+    if "sites" in values:
+        values["sites"] = tuple(values["sites"])
+    values["variant"] = variant
+    return DASSDPParams(**values)
+
+
+# --------------------------------------------------------------------------- the component
+def _dist_active() -> bool:
+    return torch.distributed.is_available() and torch.distributed.is_initialized()
+
+
+class _Site:
+    """One plastic weight: the layer that owns it and the module whose input/output are read."""
+
+    def __init__(self, name: str, weight: torch.Tensor, tap: nn.Module):
+        self.name, self.weight, self.tap = name, weight, tap
+        self.record: tuple[torch.Tensor, torch.Tensor] | None = None  # (pre_seq, post_seq) [T, B, C]
+        self.drift = 0.0                                                # cumulative mean of applied dW
+        self.moments = torch.zeros(6, dtype=torch.float64)              # GateMoments during warm-up
+        self.gate: tuple[float, float, float] | None = None             # (k, mu, sd) once fitted
+
+
+def _unit_spikes(x: torch.Tensor) -> torch.Tensor:
+    """[T, B, C] or [T, B, C, H, W] activity -> [T, B, C] booleans: 'unit C fired at step t' means a
+    positive value anywhere on its map (the released convention, so 1x1 convs read as channels)."""
+    pos = x.detach() > 0
+    return pos.flatten(3).any(-1) if pos.dim() == 5 else pos
+
+
+class DASSDP:
+    """DA-SSDP attached to a model: forward hooks read the sites' spikes, :meth:`step` applies the rule.
+
+    Use::
+
+        plast = DASSDP(model, variant_params("paper", warmup_epochs=5))
+        for epoch ...:
+            plast.set_epoch(epoch)
+            for x, y in batches:
+                loss_b = criterion(model(x), y)           # per-sample losses [B]
+                loss_b.mean().backward(); opt.step(); opt.zero_grad()
+                diag = plast.step(loss_b)                 # after the optimizer step
+
+    Spikes are recorded only in training mode. Under ``torch.distributed`` the gate moments and the
+    per-site sums are all-reduced, so every rank fits the same gate and adds the same dW.
+    """
+
+    def __init__(self, model: nn.Module, params: DASSDPParams):
+        if not isinstance(params, DASSDPParams):
+            raise ValueError(f"params must be DASSDPParams, got {type(params).__name__}")
+        self.params = params
+        self.model = model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+        self.epoch = 0
+        self.steps = 0
+        self.sites: list[_Site] = [self._resolve(name) for name in params.sites]
+        self._handles = [s.tap.register_forward_hook(self._make_hook(s)) for s in self.sites]
+
+    # ----------------------------------------------------------------- sites
+    def _resolve(self, name: str) -> _Site:
+        model = self.model
+        if name == "dssa_proj":
+            from ..models.spikingresformer import DSSA
+
+            last = getattr(model, "stages", None)
+            blocks = [m for m in last[-1] if isinstance(m, DSSA)] if last is not None else []
+            if not blocks:
+                raise ValueError("sites: 'dssa_proj' needs a SpikingResformer whose last stage has a DSSA block")
+            block = blocks[0]
+            tap = block if self.params.dssa_tap == "block" else block.proj
+            return _Site(name, block.proj.weight, tap)
+        try:
+            module = model.get_submodule(name)
+        except AttributeError as exc:
+            raise ValueError(f"sites: the model has no module {name!r}") from exc
+        if isinstance(module, nn.Linear):
+            return _Site(name, module.weight, module)
+        if isinstance(module, nn.Conv2d) and tuple(module.kernel_size) == (1, 1) and module.groups == 1:
+            return _Site(name, module.weight, module)
+        raise ValueError(f"sites: {name!r} is a {type(module).__name__}; DA-SSDP acts on Linear or 1x1 Conv2d weights")
+
+    def _make_hook(self, site: _Site):
+        def hook(module, inputs, output):
+            if module.training:
+                site.record = (_unit_spikes(inputs[0]), _unit_spikes(output))
+        return hook
+
+    def remove(self) -> None:
+        """Detach the forward hooks (the component is unusable afterwards)."""
+        for h in self._handles:
+            h.remove()
+        self._handles = []
+
+    # ----------------------------------------------------------------- schedule
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = check_int("epoch", epoch, minimum=0)
+
+    @property
+    def in_warmup(self) -> bool:
+        return self.epoch < self.params.warmup_epochs
+
+    # ----------------------------------------------------------------- the rule
+    def _fit(self, site: _Site) -> None:
+        m = site.moments.clone()
+        if self.params.ddp_sync and _dist_active():
+            dev = site.weight.device
+            m = m.to(dev)
+            torch.distributed.all_reduce(m)
+            m = m.cpu()
+        if self.params.gate == "constant" or m[0] < 2:
+            # no dopamine signal (the control), or no warm-up data to fit: G = 1 for every sample
+            site.gate = (0.0, float(m[1] / m[0]) if m[0] > 0 else 0.0, 0.0)
+        else:
+            site.gate = gate_from_moments(GateMoments(*m.tolist()))
+
+    @torch.no_grad()
+    def step(self, loss_per_sample: torch.Tensor) -> dict[str, float]:
+        """Apply one DA-SSDP step (call right after ``optimizer.step()``).
+
+        Args:
+            loss_per_sample: the batch's per-sample losses ``[B]`` (used to fit the gate in warm-up).
+        Returns:
+            diagnostics: ``<site>/k``, ``/mu_S``, ``/sd_S``, ``/S``, ``/pre_rate``, ``/post_rate``,
+            ``/dw_abs`` (mean |dW|), ``/dw_mean``, ``/drift`` (cumulative mean of applied dW), ``/gate``.
+        """
+        p = self.params
+        loss = loss_per_sample.detach().float().flatten()
+        diag: dict[str, float] = {"warmup": float(self.in_warmup)}
+        sync = p.ddp_sync and _dist_active()
+        for site in self.sites:
+            if site.record is None:
+                raise RuntimeError(f"DA-SSDP site {site.name!r}: no training forward pass was recorded "
+                                   "since the last step (call step() once after each training batch)")
+            pre_seq, post_seq = site.record
+            site.record = None
+            T, B = pre_seq.shape[:2]
+            if loss.numel() != B:
+                raise ValueError(f"loss_per_sample has {loss.numel()} values but the batch has {B} samples")
+            pre = pre_seq.any(0).float()       # [B, C_in]
+            post = post_seq.any(0).float()     # [B, C_out]
+            S = post.mean(1) * pre.mean(1)     # mean_{o,i} post_bo pre_bi, without the outer product
+            pre_rate, post_rate = pre.mean(), post.mean()
+            name = site.name
+            if self.in_warmup:
+                s64, l64 = S.double().cpu(), loss.double().cpu()
+                site.moments += torch.stack([torch.tensor(float(B), dtype=torch.float64), s64.sum(),
+                                             (s64 * s64).sum(), l64.sum(), (l64 * l64).sum(), (s64 * l64).sum()])
+                diag.update({f"{name}/S": float(S.mean()), f"{name}/pre_rate": float(pre_rate),
+                             f"{name}/post_rate": float(post_rate), f"{name}/dw_abs": 0.0,
+                             f"{name}/dw_mean": 0.0, f"{name}/drift": site.drift})
+                continue
+            if site.gate is None:
+                self._fit(site)
+            k, mu, sd = site.gate
+            gate = dopamine_gate(S, k, mu, sd)
+            t_pre = spike_latency(pre_seq, p.latency)
+            t_post = spike_latency(post_seq, p.latency)
+            total = ssdp_sum_binned(pre, post, t_pre, t_post, gate, p.a_plus, p.a_minus, p.sigma, T)
+            stats = torch.stack([torch.tensor(float(B), device=S.device), S.sum(), pre_rate * B,
+                                 post_rate * B, gate.sum()]).float()
+            if sync:
+                packed = torch.cat([total.flatten(), stats])
+                torch.distributed.all_reduce(packed)
+                total, stats = packed[:-5].view_as(total), packed[-5:]
+            n = stats[0]
+            dw = (total / n).clamp(-1.0, 1.0)
+            w = site.weight
+            w.add_(dw.to(w.dtype).view(w.shape))
+            dw_mean = float(dw.mean())
+            site.drift += dw_mean
+            diag.update({f"{name}/k": k, f"{name}/mu_S": mu, f"{name}/sd_S": sd,
+                         f"{name}/S": float(stats[1] / n), f"{name}/pre_rate": float(stats[2] / n),
+                         f"{name}/post_rate": float(stats[3] / n), f"{name}/gate": float(stats[4] / n),
+                         f"{name}/dw_abs": float(dw.abs().mean()), f"{name}/dw_mean": dw_mean,
+                         f"{name}/drift": site.drift})
+        self.steps += 1
+        return diag
+
+    # ----------------------------------------------------------------- checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        return {"params": asdict(self.params), "epoch": self.epoch, "steps": self.steps,
+                "sites": {s.name: {"moments": s.moments.clone(), "gate": s.gate, "drift": s.drift}
+                          for s in self.sites}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        names = {s.name for s in self.sites}
+        if set(state["sites"]) != names:
+            raise ValueError(f"DA-SSDP checkpoint has sites {sorted(state['sites'])}, this run has {sorted(names)}")
+        self.epoch, self.steps = int(state["epoch"]), int(state["steps"])
+        for s in self.sites:
+            saved = state["sites"][s.name]
+            s.moments = saved["moments"].clone().double()
+            s.gate = None if saved["gate"] is None else tuple(float(v) for v in saved["gate"])
+            s.drift = float(saved["drift"])
