@@ -1,0 +1,272 @@
+"""Speed of the Mozafari et al. 2019 network: snnlab's fast path vs a straightforward reference.
+
+The reference is what a direct port does: one sample at a time, one time step at a time (one
+convolution of the cumulative wave per step and layer), every layer recomputed from the image for
+every sample. The fast path (``snnlab.models.mozafari``) computes all
+T steps of a layer at once, batches inference and the frozen lower layers (cached once), and keeps
+the per-sample update order of the layer being trained. Both run here side by side, on the same
+machine and data, and the script prints samples/s and the ratio for inference and for training
+each layer. It also checks that both give the same decisions and weights.
+
+    .venv/bin/python benchmarks/mozafari.py            # ~1-2 minutes
+    .venv/bin/python benchmarks/mozafari.py --quick    # a few seconds (smoke test)
+
+The reference functions are also used by ``tests/models/test_mozafari.py``.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+import torch.nn.functional as F
+
+import snnlab  # noqa: F401  (quiets a logger)
+from snnlab.data import load_digits_split
+from snnlab.models.mozafari import (
+    MozafariNet,
+    MozafariTrainer,
+    rstdp_epoch,
+    torch_threads,
+)
+from snnlab.plasticity.mozafari import (
+    RewardRates,
+    adapted_rates,
+    apply_update,
+    conv_stdp_update,
+    k_winners,
+    pointwise_inhibition,
+    rstdp_rates,
+    scheduled_rates,
+    stdp_delta,
+)
+
+
+# --------------------------------------------------------------------------- reference
+def reference_conv_layer(waves_in: list[torch.Tensor], w: torch.Tensor, threshold: float | None):
+    """Step a conv layer of one-shot IF neurons through time, one wave at a time.
+
+    At step t the potential is the convolution of the cumulative input wave (non-leaky neurons
+    integrate every input that has spiked so far); a neuron fires the first time it exceeds the
+    threshold and never again (no reset). The potential is recomputed from the wave rather than
+    accumulated from increments so that exactly equal sums (saturated receptive fields are common)
+    stay exactly equal, as in the fast path: the competition breaks such ties by index.
+
+    Args:
+        waves_in: T padded cumulative input waves ``[C, H, W]`` (0/1).
+        w: weights ``[F, C, k, k]``.
+        threshold: theta, or ``None`` for the infinite threshold (potentials only).
+    Returns:
+        ``(times, values, waves_out, v_last)``: first-spike times ``[F, H', W']`` (T = never), the
+        potential at the spike, the output waves (list of T ``[F, H', W']``) and the last potential.
+    """
+    n_steps = len(waves_in)
+    times = values = fired = v = None
+    waves_out = []
+    for t, s in enumerate(waves_in):
+        v = F.conv2d(s[None], w)[0]
+        if threshold is None:
+            continue
+        if fired is None:
+            fired = torch.zeros(v.shape, dtype=torch.bool)
+            times = torch.full(v.shape, n_steps, dtype=torch.int64)
+            values = torch.zeros(v.shape)
+        spike = (v > threshold) & ~fired
+        fired = fired | spike
+        times = torch.where(spike, torch.full_like(times, t), times)
+        values = torch.where(spike, v, values)
+        waves_out.append(fired.to(torch.float32))
+    return times, values, waves_out, v
+
+
+def reference_layer_input_waves(net: MozafariNet, times0: torch.Tensor, layer: int) -> list[torch.Tensor]:
+    """Padded input waves of ``layer`` for one encoded sample, stepping every lower layer in time."""
+    c, n_steps = net.config, net.config.n_steps
+    waves = [(times0 <= t).to(torch.float32) for t in range(n_steps)]
+    for lower in range(1, layer):
+        waves = [F.pad(s, [c.pads[lower - 1]] * 4) for s in waves]
+        _, _, waves, _ = reference_conv_layer(waves, net.weight(lower), c.thresholds[lower - 1])
+        waves = [F.max_pool2d(s[None], c.pools[lower - 1])[0] for s in waves]
+    return [F.pad(s, [c.pads[layer - 1]] * 4) for s in waves]
+
+
+def reference_predict_one(net: MozafariNet, times0: torch.Tensor) -> int:
+    """Decision for one encoded sample, every layer stepped in time (infinite threshold in conv3)."""
+    c = net.config
+    waves = reference_layer_input_waves(net, times0, 3)
+    _, _, _, v_last = reference_conv_layer(waves, net.w3, None)
+    best = v_last.reshape(-1).argmax()
+    if v_last.reshape(-1)[best] <= 0:
+        return -1
+    return int(best // (v_last.shape[-1] * v_last.shape[-2])) // (c.features[2] // c.n_classes)
+
+
+def reference_stdp_step(net: MozafariNet, layer: int, w: torch.Tensor, times0: torch.Tensor, a_plus: float,
+                        a_minus: float):
+    """One STDP sample of conv1/conv2 computed the straightforward way; returns (new_w, winners)."""
+    c, n_steps = net.config, net.config.n_steps
+    waves = reference_layer_input_waves(net, times0, layer)
+    times, values, _, _ = reference_conv_layer(waves, w, c.thresholds[layer - 1])
+    if c.pointwise_inhibition:
+        times, values = pointwise_inhibition(times, values, n_steps)
+    winners = k_winners(times, values, k=c.k_wta[layer - 1], radius=c.radii[layer - 1], n_steps=n_steps)
+    if not winners:
+        return w, winners
+    # first-spike times of the input, read back from its waves
+    pre = n_steps - torch.stack(waves).sum(0).to(torch.int64)
+    post = [int(times[f, y, x]) for f, y, x in winners]
+    dw = conv_stdp_update(w, pre, winners, post, a_plus=a_plus, a_minus=a_minus, bounds=c.stdp_bounds)
+    return apply_update(w, dw, c.stdp_bounds), winners
+
+
+def reference_rstdp_epoch(net: MozafariNet, w3: torch.Tensor, times0_all: torch.Tensor, labels: torch.Tensor,
+                          order, rates: RewardRates):
+    """One R-STDP epoch, sample by sample and step by step from the encoded input (w3 in place)."""
+    c, n_steps = net.config, net.config.n_steps
+    p = c.rstdp
+    per_class = c.features[2] // c.n_classes
+    decisions = []
+    block_n = block_hit = block_miss = 0
+    for i in [int(i) for i in order]:
+        waves = reference_layer_input_waves(net, times0_all[i].to(torch.int64), 3)
+        _, _, _, v_last = reference_conv_layer(waves, w3, None)
+        flat = v_last.reshape(-1)
+        best = int(flat.argmax())
+        if flat[best] <= 0:
+            decisions.append(-1)
+        else:
+            f, rem = divmod(best, v_last.shape[-1] * v_last.shape[-2])
+            y, x = divmod(rem, v_last.shape[-1])
+            decision = f // per_class
+            decisions.append(decision)
+            correct = decision == int(labels[i])
+            block_hit += int(correct)
+            block_miss += int(not correct)
+            a_plus, a_minus = rstdp_rates(correct, rates)
+            pre = n_steps - torch.stack(waves).sum(0).to(torch.int64)
+            k = w3.shape[-1]
+            dw = stdp_delta(w3[f], pre[:, y:y + k, x:x + k], n_steps - 1, a_plus=a_plus, a_minus=a_minus,
+                            bounds=p.bounds)
+            w3[f] = apply_update(w3[f], dw, p.bounds)
+        block_n += 1
+        if block_n == p.block:
+            rates = adapted_rates(p, block_hit / block_n, block_miss / block_n)
+            block_n = block_hit = block_miss = 0
+    if block_n:
+        rates = adapted_rates(p, block_hit / block_n, block_miss / block_n)
+    return torch.tensor(decisions), rates
+
+
+# --------------------------------------------------------------------------- benchmark
+def _rate(n: int, seconds: float) -> float:
+    return n / max(seconds, 1e-9)
+
+
+def run(*, n_ref: int, n_fast: int, seed: int = 0, threads: int | None = 1) -> list[dict]:
+    """Measure every stage; returns rows {stage, fast, reference, ratio, agree}."""
+    data = load_digits_split(seed, size=28)
+    x, y = data.train.x, data.train.y
+    net = MozafariNet(seed=seed)
+    c, n_steps = net.config, net.config.n_steps
+    rows = []
+    with torch_threads(threads):
+        times0 = net.encode(x)
+        # ------------------------------------------------------------- inference
+        t0 = time.perf_counter()
+        fast_dec = net.predict(x[:n_fast])
+        fast_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        ref_dec = [reference_predict_one(net, net.encode(x[i:i + 1])[0].to(torch.int64)) for i in range(n_ref)]
+        ref_s = time.perf_counter() - t0
+        agree = bool((fast_dec[:n_ref] == torch.tensor(ref_dec)).all())
+        rows.append(dict(stage="inference (image -> decision)", fast=_rate(n_fast, fast_s),
+                         reference=_rate(n_ref, ref_s), agree=agree))
+        # ------------------------------------------------------------- STDP conv1, conv2
+        for layer in (1, 2):
+            trainer = MozafariTrainer(net, x[:n_fast], y[:n_fast], x[:2], y[:2], epochs=(1, 1, 0),
+                                      seed=seed, progress=False, num_threads=None)
+            if layer == 2:
+                trainer.done[1] = 1  # conv1 stays as it is: only conv2 is timed
+            w_before = net.weight(layer).clone()
+            t0 = time.perf_counter()
+            trainer.train_stdp_layer(layer)
+            fast_s = time.perf_counter() - t0
+            w_fast = net.weight(layer).clone()
+            # reference: the same first n_ref samples in the same order, from the same start
+            order = torch.randperm(n_fast, generator=torch.Generator().manual_seed(
+                seed * 1_000_003 + layer * 10_007))[:n_ref]
+            w = w_before.clone()
+            t0 = time.perf_counter()
+            for count, i in enumerate(order.tolist(), start=1):
+                a_plus, a_minus = scheduled_rates(count, c.schedule)
+                getattr(net, f"w{layer}").copy_(w)
+                w, _ = reference_stdp_step(net, layer, w, times0[i].to(torch.int64), a_plus, a_minus)
+            ref_s = time.perf_counter() - t0
+            # agreement: replay the fast step on the same n_ref samples from the same start
+            getattr(net, f"w{layer}").copy_(w_before)
+            check = MozafariTrainer(net, x[:n_fast], y[:n_fast], x[:2], y[:2], epochs=(1, 1, 0),
+                                    seed=seed, progress=False, num_threads=None)
+            if layer == 2:
+                check.done[1] = 1
+            check.train_stdp_layer(layer, max_samples=n_ref)
+            agree = bool(torch.allclose(net.weight(layer), w, atol=1e-5))
+            getattr(net, f"w{layer}").copy_(w_fast)
+            rows.append(dict(stage=f"STDP training conv{layer}", fast=_rate(n_fast, fast_s),
+                             reference=_rate(n_ref, ref_s), agree=agree))
+        # ------------------------------------------------------------- R-STDP conv3
+        rates = adapted_rates(c.rstdp, 0.1, 0.9)
+        per_class = c.features[2] // c.n_classes
+        w3_start = net.w3.clone()
+        t0 = time.perf_counter()
+        s3 = net.final_spikes(3, times0[:n_fast])
+        w3 = w3_start.clone()
+        dec_fast, _ = rstdp_epoch(w3, s3, y[:n_fast], torch.arange(n_fast), rates, c.rstdp,
+                                  n_steps=n_steps, per_class=per_class)
+        fast_s = time.perf_counter() - t0
+        w3_ref = w3_start.clone()
+        t0 = time.perf_counter()
+        dec_ref, _ = reference_rstdp_epoch(net, w3_ref, times0, y, torch.arange(n_ref), rates)
+        ref_s = time.perf_counter() - t0
+        w3_check = w3_start.clone()
+        dec_check, _ = rstdp_epoch(w3_check, s3, y[:n_fast], torch.arange(n_ref), rates, c.rstdp,
+                                   n_steps=n_steps, per_class=per_class)
+        agree = bool((dec_check == dec_ref).all() and torch.allclose(w3_check, w3_ref, atol=1e-5)
+                     and (dec_fast[:n_ref] == dec_ref).all())
+        rows.append(dict(stage="R-STDP training conv3", fast=_rate(n_fast, fast_s),
+                         reference=_rate(n_ref, ref_s), agree=agree))
+    for row in rows:
+        row["ratio"] = row["fast"] / row["reference"]
+    return rows
+
+
+def format_rows(rows: list[dict]) -> str:
+    lines = [f"{'stage':32s} {'fast (samples/s)':>17s} {'reference':>10s} {'ratio':>8s}  same result",
+             "-" * 84]
+    for r in rows:
+        lines.append(f"{r['stage']:32s} {r['fast']:17.1f} {r['reference']:10.1f} {r['ratio']:7.1f}x  "
+                     f"{'yes' if r['agree'] else 'NO'}")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes (smoke test, a few seconds)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (1 is fastest for per-sample loops on a shared 2-core machine)")
+    args = parser.parse_args(argv)
+    if args.threads < 1:
+        parser.error(f"--threads must be >= 1, got {args.threads}")
+    n_ref, n_fast = (3, 24) if args.quick else (20, 1259)
+    print(f"torch {torch.__version__}, threads {args.threads}, digits 28x28, T=15; "
+          f"fast path on {n_fast} samples, reference on {n_ref}")
+    rows = run(n_ref=n_ref, n_fast=n_fast, seed=args.seed, threads=args.threads)
+    print(format_rows(rows))
+    if not all(r["agree"] for r in rows):
+        print("MISMATCH: the fast path and the reference disagree")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

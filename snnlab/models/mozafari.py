@@ -1,0 +1,745 @@
+"""The deep convolutional spiking network of Mozafari et al. 2019, trained with STDP and R-STDP.
+
+Mozafari, Ganjtabesh, Nowzari-Dalini, Thorpe, Masquelier (2019), Pattern Recognition 94:87-95,
+doi:10.1016/j.patcog.2019.05.015. Used by ``notebooks/02_mozafari_rstdp.ipynb`` and
+``benchmarks/mozafari.py``.
+
+Pipeline (28 x 28 input, T = 15 spike waves)::
+
+    DoG(6) -> latency code -> pad 2 -> conv1 30@5x5, theta 15 -> max-pool 2 -> pad 1
+           -> conv2 250@3x3, theta 10 -> max-pool 3 -> pad 2 -> conv3 200@5x5 (20 per class)
+
+Neurons are non-leaky one-shot IF neurons (:mod:`snnlab.neurons`); pooling passes the earliest
+spike. The decision layer has an infinite threshold: the network's answer is the class of the
+conv3 neuron with the largest potential after the last wave (silent if all are 0). Layers are
+trained one after the other: conv1 and conv2 with STDP under pointwise inhibition and k-WTA
+(k 5, r 3 and k 8, r 1), the learning rate doubling every 500 samples; conv3 with R-STDP.
+
+Why it is fast, and still the same algorithm:
+
+* weights stay in [0, 1] and input waves are cumulative, so potentials never decrease; a neuron
+  fires at all iff its potential after the last wave exceeds the threshold. The decision reads only
+  the last wave, so **inference** needs one convolution per layer on the *final* spike maps
+  (batched), and so does **R-STDP** (whose pre/post order is "pre fired at all or not");
+* the frozen layers below the one being trained run batched once over the data set and their
+  outputs are cached;
+* the layer being trained keeps the paper's per-sample update order. Its spike times are found by
+  one convolution over the stacked T waves (instead of T small ones), spike times by a count over
+  time; in R-STDP the potentials of a block of upcoming samples come from one matrix product and
+  only the kernels changed since are recomputed per sample (:func:`rstdp_epoch`).
+
+``reference_*`` implementations in ``benchmarks/mozafari.py`` run the straightforward per-sample,
+per-time-step version; the tests check both give the same weights and decisions.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..encoding import LatencyCodeParams, encode_latency, spike_waves
+from ..neurons import first_crossing_monotone, value_at
+from ..plasticity.mozafari import (
+    LearningRateSchedule,
+    RewardRates,
+    RSTDPParams,
+    STDPBounds,
+    adapted_rates,
+    apply_update,
+    conv_stdp_update,
+    k_winners,
+    pointwise_inhibition,
+    rstdp_rates,
+    scheduled_rates,
+    stdp_delta,
+)
+from ..utils import atomic_torch_save, check_float, check_int
+
+
+# --------------------------------------------------------------------------- configuration
+@dataclass(frozen=True)
+class MozafariConfig:
+    """Architecture and learning parameters (defaults: the paper, section 3.1 / the public port).
+
+    Attributes:
+        code: the DoG + latency input stage (T = ``code.n_steps``).
+        features: feature maps of conv1, conv2, conv3.
+        kernels: kernel sizes.
+        pads: zero padding before each convolution.
+        pools: max-pooling size (= stride) after conv1 and conv2.
+        thresholds: firing thresholds of conv1 and conv2 (conv3: infinite).
+        k_wta, radii: k-WTA winners and inhibition radius while training conv1 and conv2.
+        pointwise_inhibition: apply pointwise inhibition while training conv1/conv2 (the paper: yes).
+        n_classes: classes; conv3 features are split evenly among them (f // (features[2] / n)).
+        weight_mean, weight_std: initial weights ~ N(mean, std), clipped to the bounds.
+        schedule: STDP rates of conv1/conv2.
+        stdp_bounds: weight range / soft bound of conv1/conv2.
+        rstdp: R-STDP of conv3.
+    """
+
+    code: LatencyCodeParams = LatencyCodeParams()
+    features: tuple[int, int, int] = (30, 250, 200)
+    kernels: tuple[int, int, int] = (5, 3, 5)
+    pads: tuple[int, int, int] = (2, 1, 2)
+    pools: tuple[int, int] = (2, 3)
+    thresholds: tuple[float, float] = (15.0, 10.0)
+    k_wta: tuple[int, int] = (5, 8)
+    radii: tuple[int, int] = (3, 1)
+    pointwise_inhibition: bool = True
+    n_classes: int = 10
+    weight_mean: float = 0.8
+    weight_std: float = 0.05
+    schedule: LearningRateSchedule = LearningRateSchedule()
+    stdp_bounds: STDPBounds = STDPBounds()
+    rstdp: RSTDPParams = RSTDPParams()
+
+    def __post_init__(self):
+        for name, n in (("features", 3), ("kernels", 3), ("pads", 3), ("pools", 2),
+                        ("thresholds", 2), ("k_wta", 2), ("radii", 2)):
+            value = getattr(self, name)
+            if not isinstance(value, tuple) or len(value) != n:
+                raise ValueError(f"{name} must be a tuple of {n} values, got {value!r}")
+        for i, v in enumerate(self.features):
+            check_int(f"features[{i}]", v, minimum=1)
+        for i, v in enumerate(self.kernels):
+            check_int(f"kernels[{i}]", v, minimum=1)
+        for i, v in enumerate(self.pads):
+            check_int(f"pads[{i}]", v, minimum=0)
+        for i, v in enumerate(self.pools):
+            check_int(f"pools[{i}]", v, minimum=1)
+        for i, v in enumerate(self.thresholds):
+            check_float(f"thresholds[{i}]", v, minimum=0.0)
+        for i, v in enumerate(self.k_wta):
+            check_int(f"k_wta[{i}]", v, minimum=1)
+        for i, v in enumerate(self.radii):
+            check_int(f"radii[{i}]", v, minimum=0)
+        if not isinstance(self.pointwise_inhibition, bool):
+            raise ValueError(f"pointwise_inhibition must be a bool, got {self.pointwise_inhibition!r}")
+        check_int("n_classes", self.n_classes, minimum=2)
+        if self.features[2] % self.n_classes:
+            raise ValueError(f"features[2] ({self.features[2]}) must be a multiple of n_classes ({self.n_classes})")
+        check_float("weight_mean", self.weight_mean)
+        check_float("weight_std", self.weight_std, minimum=0.0)
+
+    @property
+    def n_steps(self) -> int:
+        return self.code.n_steps
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "MozafariConfig":
+        d = dict(d)
+        d["code"] = LatencyCodeParams(**{**d["code"], "dog": tuple(tuple(s) for s in d["code"]["dog"])})
+        d["schedule"] = LearningRateSchedule(**d["schedule"])
+        d["stdp_bounds"] = STDPBounds(**d["stdp_bounds"])
+        r = dict(d["rstdp"])
+        r["bounds"] = STDPBounds(**r["bounds"])
+        d["rstdp"] = RSTDPParams(**r)
+        for name in ("features", "kernels", "pads", "pools", "thresholds", "k_wta", "radii"):
+            d[name] = tuple(d[name])
+        return cls(**d)
+
+
+# --------------------------------------------------------------------------- spike-time helpers
+def pad_times(times: torch.Tensor, pad: int, n_steps: int) -> torch.Tensor:
+    """Zero-pad a spike map given as times: padded units never fire (time ``T``)."""
+    if pad == 0:
+        return times
+    return F.pad(times, (pad, pad, pad, pad), value=n_steps)
+
+
+def pool_times(times: torch.Tensor, size: int) -> torch.Tensor:
+    """Max-pooling of spike waves = the earliest spike in each window (stride = size, floor)."""
+    return -F.max_pool2d(-times.to(torch.float32), size).to(torch.int64)
+
+
+def conv_potentials(in_times: torch.Tensor, w: torch.Tensor, n_steps: int) -> torch.Tensor:
+    """Potentials of a conv layer at every step, all at once: ``V[t] = w * S[t]``.
+
+    Args:
+        in_times: ``[B, C, H, W]`` input first-spike times (padded already).
+        w: ``[F, C, k, k]`` weights (non-negative).
+        n_steps: T.
+    Returns:
+        ``[T, B, F, H', W']`` potentials.
+    """
+    b = in_times.shape[0]
+    waves = spike_waves(in_times, n_steps).reshape(n_steps * b, *in_times.shape[1:])
+    v = F.conv2d(waves, w)
+    return v.reshape(n_steps, b, *v.shape[1:])
+
+
+def layer_times(in_times: torch.Tensor, w: torch.Tensor, threshold: float, n_steps: int,
+                *, batch_size: int = 32) -> torch.Tensor:
+    """First-spike times of a conv layer of one-shot IF neurons (no competition), batched."""
+    out = []
+    for start in range(0, in_times.shape[0], batch_size):
+        v = conv_potentials(in_times[start:start + batch_size].to(torch.int64), w, n_steps)
+        out.append(first_crossing_monotone(v, threshold))
+    return torch.cat(out)
+
+
+# --------------------------------------------------------------------------- the network
+class MozafariNet(nn.Module):
+    """The three-layer network; weights are buffers (learned by STDP, never by an optimizer).
+
+    ``w1 [30, 6, 5, 5]``, ``w2 [250, 30, 3, 3]``, ``w3 [200, 250, 5, 5]``.
+    """
+
+    def __init__(self, config: MozafariConfig | None = None, *, seed: int = 0):
+        super().__init__()
+        self.config = config or MozafariConfig()
+        c = self.config
+        gen = torch.Generator().manual_seed(check_int("seed", seed, minimum=0))
+        in_ch = (len(c.code.dog), c.features[0], c.features[1])
+        for i in range(3):
+            w = torch.empty(c.features[i], in_ch[i], c.kernels[i], c.kernels[i])
+            w.normal_(c.weight_mean, c.weight_std, generator=gen)
+            bounds = c.stdp_bounds if i < 2 else c.rstdp.bounds
+            self.register_buffer(f"w{i + 1}", w.clamp_(bounds.w_min, bounds.w_max))
+
+    # ----------------------------------------------------------------- pieces
+    def weight(self, layer: int) -> torch.Tensor:
+        check_int("layer", layer, minimum=1, maximum=3)
+        return getattr(self, f"w{layer}")
+
+    def encode(self, images: torch.Tensor, *, batch_size: int = 512) -> torch.Tensor:
+        """Images ``[B, 1, H, W]`` in [0, 1] -> input first-spike times ``[B, 6, H, W]`` (uint8)."""
+        out = [encode_latency(images[i:i + batch_size], self.config.code).to(torch.uint8)
+               for i in range(0, images.shape[0], batch_size)]
+        return torch.cat(out)
+
+    def layer_input_times(self, layer: int, times0: torch.Tensor, *, batch_size: int = 32) -> torch.Tensor:
+        """Padded input first-spike times of ``layer`` (1..3) from the encoded images, batched.
+
+        The lower layers run without competition (as at test time)."""
+        c, t = self.config, self.config.n_steps
+        times = times0.to(torch.int64)
+        for lower in range(1, layer):
+            times = layer_times(pad_times(times, c.pads[lower - 1], t), self.weight(lower),
+                                c.thresholds[lower - 1], t, batch_size=batch_size)
+            times = pool_times(times, c.pools[lower - 1])
+        return pad_times(times, c.pads[layer - 1], t).to(torch.uint8)
+
+    def final_spikes(self, layer: int, times0: torch.Tensor, *, batch_size: int = 256) -> torch.Tensor:
+        """Padded input of ``layer`` after the last wave, as 0/1 (fired at all), batched.
+
+        Exact shortcut: with non-negative weights and cumulative waves, a neuron fires at some step
+        iff its potential after the last step exceeds the threshold, and max-pooling of spike
+        waves passes "fired at all" on."""
+        c, t = self.config, self.config.n_steps
+        out = []
+        for start in range(0, times0.shape[0], batch_size):
+            s = (times0[start:start + batch_size] < t).to(torch.float32)
+            for lower in range(1, layer):
+                s = F.pad(s, [c.pads[lower - 1]] * 4)
+                s = (F.conv2d(s, self.weight(lower)) > c.thresholds[lower - 1]).to(torch.float32)
+                s = F.max_pool2d(s, c.pools[lower - 1])
+            out.append(F.pad(s, [c.pads[layer - 1]] * 4).to(torch.bool))
+        return torch.cat(out)
+
+    def output_potentials(self, s3: torch.Tensor) -> torch.Tensor:
+        """conv3 potentials after the last wave ``[B, 200, h, w]`` from padded 0/1 inputs."""
+        return F.conv2d(s3.to(torch.float32), self.w3)
+
+    def decide(self, v3: torch.Tensor) -> torch.Tensor:
+        """Decision rule: the class of the neuron with the largest final potential; -1 if silent.
+
+        Infinite threshold in conv3: every neuron 'fires' at the last step if its potential is
+        positive, and the winner is the largest (ties: the lowest (feature, row, column) index).
+        """
+        flat = v3.reshape(v3.shape[0], -1)
+        best, idx = flat.max(dim=1)
+        per_class = self.config.features[2] // self.config.n_classes
+        feature = idx // (v3.shape[-1] * v3.shape[-2])
+        return torch.where(best > 0, feature // per_class, torch.full_like(feature, -1))
+
+    @torch.no_grad()
+    def predict_times(self, times0: torch.Tensor, *, batch_size: int = 256) -> torch.Tensor:
+        """Decisions (class, or -1 for no decision) for encoded inputs, batched."""
+        out = []
+        for start in range(0, times0.shape[0], batch_size):
+            s3 = self.final_spikes(3, times0[start:start + batch_size], batch_size=batch_size)
+            out.append(self.decide(self.output_potentials(s3)))
+        return torch.cat(out) if out else torch.empty(0, dtype=torch.int64)
+
+    @torch.no_grad()
+    def predict(self, images: torch.Tensor, *, batch_size: int = 256) -> torch.Tensor:
+        """Decisions for images ``[B, 1, H, W]`` in [0, 1] (returned on the CPU)."""
+        return self.predict_times(self.encode(images.to(self.w1.device)), batch_size=batch_size).cpu()
+
+
+# --------------------------------------------------------------------------- training steps
+def layer_competition(v: torch.Tensor, threshold: float, *, pointwise: bool = True):
+    """Spike times and potentials at spike time of one sample's layer, after pointwise inhibition.
+
+    Args:
+        v: ``[T, F, H, W]`` potentials of every step (non-decreasing in t).
+        threshold: theta.
+        pointwise: apply :func:`~snnlab.plasticity.mozafari.pointwise_inhibition`.
+    Returns:
+        ``(times, values)`` ``[F, H, W]`` (times ``T`` = never fired / inhibited).
+    """
+    n_steps = v.shape[0]
+    times = first_crossing_monotone(v, threshold)
+    values = value_at(v, times)
+    if pointwise:
+        times, values = pointwise_inhibition(times, values, n_steps)
+    return times, values
+
+
+def stdp_train_step(w: torch.Tensor, pre_times: torch.Tensor, *, threshold: float, n_steps: int,
+                    k: int, radius: int, a_plus: float, a_minus: float, bounds: STDPBounds,
+                    pointwise: bool = True):
+    """One STDP sample for conv1 or conv2 (fast form): competition, then the weight change.
+
+    All T potentials come from one convolution over the stacked cumulative waves; spike times
+    from a count over time (potentials never decrease). Pointwise inhibition keeps, per position,
+    the feature firing first (then the largest potential); k-WTA picks up to k winners; each
+    winner's kernel gets :func:`~snnlab.plasticity.mozafari.stdp_delta`.
+
+    Args:
+        w: ``[F, C, k, k]`` weights.
+        pre_times: ``[C, H_in, W_in]`` padded input first-spike times (``T`` = never).
+        threshold, n_steps, k, radius: theta, T, k-WTA winners and radius.
+        a_plus, a_minus, bounds: STDP rates and bounds in force.
+        pointwise: pointwise inhibition on (the paper) or off (an ablation).
+    Returns:
+        ``(new_w, winners, post_times)``.
+    """
+    v = conv_potentials(pre_times[None].to(torch.int64), w, n_steps)[:, 0]
+    times, values = layer_competition(v, threshold, pointwise=pointwise)
+    winners = k_winners(times, values, k=k, radius=radius, n_steps=n_steps)
+    post = [int(times[f, y, x]) for f, y, x in winners]
+    if not winners:
+        return w, winners, post
+    dw = conv_stdp_update(w, pre_times.to(torch.int64), winners, post, a_plus=a_plus,
+                          a_minus=a_minus, bounds=bounds)
+    return apply_update(w, dw, bounds), winners, post
+
+
+def rstdp_train_step(w3: torch.Tensor, s3: torch.Tensor, label: int, rates: RewardRates, *,
+                     n_steps: int, per_class: int, bounds: STDPBounds):
+    """One R-STDP sample for conv3 (fast form): decide, then reward (STDP) or punish (anti-STDP).
+
+    The winner is the neuron with the largest final potential; it 'fires' at the last step, so a
+    pre-synaptic input counts as 'before' iff it fired at all.
+
+    Args:
+        w3: ``[F, C, k, k]``.
+        s3: ``[C, H, W]`` padded 0/1 input (fired at all).
+        label: the true class.
+        rates: the R-STDP rates in force.
+    Returns:
+        ``(w3, decision)`` with decision -1 (silent, no update) or a class; ``w3`` is updated in
+        place (only the winner's kernel changes).
+    """
+    n_f, kernel = w3.shape[0], w3.shape[-1]
+    patches = F.unfold(s3[None].to(w3.dtype), kernel)[0]
+    v = w3.reshape(n_f, -1) @ patches
+    best = v.view(-1).argmax()
+    if v.view(-1)[best] <= 0:
+        return w3, -1
+    f, pos = divmod(int(best), v.shape[1])
+    decision = f // per_class
+    a_plus, a_minus = rstdp_rates(decision == int(label), rates)
+    pre = torch.where(patches[:, pos] > 0, 0, n_steps).reshape(w3.shape[1:])
+    # in place: copying all 1.25 M weights per sample would cost more than the whole step
+    w3[f] = apply_update(w3[f], stdp_delta(w3[f], pre, n_steps - 1, a_plus=a_plus,
+                                           a_minus=a_minus, bounds=bounds), bounds)
+    return w3, decision
+
+
+def rstdp_epoch(w3: torch.Tensor, s3: torch.Tensor, labels: torch.Tensor, order, rates: RewardRates,
+                params: RSTDPParams, *, n_steps: int, per_class: int, cache_block: int = 32):
+    """One R-STDP epoch over ``order`` (fast form, same result as :func:`rstdp_train_step` in a loop).
+
+    Samples are still processed one by one with the weights left by the previous sample. Speed
+    comes from computing the potentials of ``cache_block`` upcoming samples in one matrix product
+    and, per sample, recomputing only the rows (features) changed since: each decision changes one
+    kernel, so a row is 'dirty' once its feature has won within the block.
+
+    The adaptive rates are recomputed after every ``params.block`` samples and after the last
+    (possibly shorter) block of the epoch from that block's hit and miss fractions.
+
+    Args:
+        w3: ``[F, C, k, k]`` weights, updated in place.
+        s3: ``[N, C, H, W]`` padded 0/1 inputs of the whole set (cached final spikes).
+        labels: ``[N]`` classes.
+        order: sample indices of this epoch.
+        rates: the rates in force at the start.
+        params: :class:`~snnlab.plasticity.mozafari.RSTDPParams`.
+        cache_block: samples per potential cache (only speed depends on it).
+    Returns:
+        ``(decisions, rates)``: ``[len(order)]`` decisions (-1 silent) and the rates in force at the end.
+    """
+    order = [int(i) for i in order]
+    labels = labels.cpu()
+    n_f, kernel = w3.shape[0], w3.shape[-1]
+    wf = w3.view(n_f, -1)
+    decisions = torch.empty(len(order), dtype=torch.int64)
+    block_n = block_hit = block_miss = 0
+    for c0 in range(0, len(order), cache_block):
+        idx = order[c0:c0 + cache_block]
+        patches = F.unfold(s3[idx].to(w3.dtype), kernel)                      # [B, C k k, L]
+        n_b, n_k, n_l = patches.shape
+        v_all = (wf @ patches.permute(1, 0, 2).reshape(n_k, n_b * n_l)).reshape(n_f, n_b, n_l)
+        dirty: list[int] = []
+        for j, i in enumerate(idx):
+            v = v_all[:, j]
+            if dirty:
+                rows = torch.tensor(dirty, device=w3.device)
+                v[rows] = wf[rows] @ patches[j]
+            best = int(v.reshape(-1).argmax())
+            f, pos = divmod(best, n_l)
+            if v[f, pos] <= 0:
+                decisions[c0 + j] = -1
+            else:
+                decision = f // per_class
+                decisions[c0 + j] = decision
+                correct = decision == int(labels[i])
+                block_hit += int(correct)
+                block_miss += int(not correct)
+                a_plus, a_minus = rstdp_rates(correct, rates)
+                pre = torch.where(patches[j, :, pos] > 0, 0, n_steps)
+                wf[f] = apply_update(wf[f], stdp_delta(wf[f], pre, n_steps - 1, a_plus=a_plus,
+                                                       a_minus=a_minus, bounds=params.bounds), params.bounds)
+                if f not in dirty:
+                    dirty.append(f)
+            block_n += 1
+            if block_n == params.block:
+                rates = adapted_rates(params, block_hit / block_n, block_miss / block_n)
+                block_n = block_hit = block_miss = 0
+    if block_n:
+        rates = adapted_rates(params, block_hit / block_n, block_miss / block_n)
+    return decisions, rates
+
+
+# --------------------------------------------------------------------------- training loop
+@dataclass
+class TrainHistory:
+    """What training records: per R-STDP epoch, train (online) and validation accuracies."""
+
+    rstdp_train_acc: list = field(default_factory=list)
+    rstdp_train_silent: list = field(default_factory=list)
+    rstdp_val_acc: list = field(default_factory=list)
+    rstdp_val_silent: list = field(default_factory=list)
+    stdp_winners: dict = field(default_factory=lambda: {1: [], 2: []})
+    best_epoch: int = -1
+    best_val_acc: float = -1.0
+    seconds: dict = field(default_factory=dict)
+
+
+class torch_threads:
+    """Context manager: run the block with ``n`` intra-op threads, then restore the old number.
+
+    The per-sample loops are made of many small operations; on a busy 2-core machine two threads
+    spinning on them are several times *slower* than one (measured here), so the trainer runs them
+    with one thread by default. ``None`` leaves the setting alone."""
+
+    def __init__(self, n: int | None):
+        self.n = None if n is None else check_int("num_threads", n, minimum=1)
+        self.old = None
+
+    def __enter__(self):
+        if self.n is not None:
+            self.old = torch.get_num_threads()
+            torch.set_num_threads(self.n)
+        return self
+
+    def __exit__(self, *exc):
+        if self.old is not None:
+            torch.set_num_threads(self.old)
+        return False
+
+
+def epoch_order(n: int, seed: int, layer: int, epoch: int, shuffle: bool) -> torch.Tensor:
+    """Sample order of one epoch: a permutation fixed by (seed, layer, epoch), so a resumed run
+    sees exactly the order an uninterrupted one would."""
+    if not shuffle:
+        return torch.arange(n)
+    gen = torch.Generator().manual_seed(int(seed) * 1_000_003 + layer * 10_007 + epoch)
+    return torch.randperm(n, generator=gen)
+
+
+def accuracy(decisions: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
+    """(accuracy, silent fraction); a silent (-1) decision counts as wrong."""
+    n = max(1, int(labels.numel()))
+    return float((decisions == labels).sum()) / n, float((decisions < 0).sum()) / n
+
+
+class MozafariTrainer:
+    """Layer-wise training with atomic checkpoints after every epoch and every layer.
+
+    ``run()`` trains conv1 (STDP), conv2 (STDP) then conv3 (R-STDP) for the given epochs; with a
+    ``checkpoint`` path it saves after every epoch and, when the file exists, resumes from it, so
+    an interrupted run ends with the same weights as an uninterrupted one. After R-STDP the conv3
+    weights of the epoch with the best validation accuracy are kept (``keep_best``).
+
+    Args:
+        net: the network (trained in place).
+        train_x, train_y: training images ``[N, 1, 28, 28]`` in [0, 1] and labels.
+        val_x, val_y: validation images/labels (chooses the R-STDP epoch).
+        epochs: (conv1 STDP, conv2 STDP, conv3 R-STDP) epochs.
+        seed: fixes the sample order of every epoch.
+        checkpoint: file to save to / resume from (``None``: no checkpoints).
+        progress: show tqdm bars.
+        shuffle: a new seeded sample order every epoch (else the data set order).
+        keep_best: end with the conv3 weights of the best validation epoch.
+        num_threads: torch threads for the per-sample loops (see :class:`torch_threads`).
+    """
+
+    def __init__(self, net: MozafariNet, train_x, train_y, val_x, val_y, *, epochs=(4, 8, 40),
+                 seed: int = 0, checkpoint: str | Path | None = None, progress: bool = True,
+                 shuffle: bool = True, keep_best: bool = True, num_threads: int | None = 1):
+        if len(epochs) != 3:
+            raise ValueError(f"epochs must be (conv1, conv2, conv3) epochs, got {epochs!r}")
+        self.epochs = tuple(check_int(f"epochs[{i}]", e, minimum=0) for i, e in enumerate(epochs))
+        if train_x.shape[0] != train_y.shape[0] or train_x.shape[0] == 0:
+            raise ValueError("train_x and train_y must be non-empty with one length")
+        if val_x.shape[0] != val_y.shape[0]:
+            raise ValueError("val_x and val_y must have one length")
+        self.net = net
+        self.seed = check_int("seed", seed, minimum=0)
+        self.checkpoint = Path(checkpoint) if checkpoint is not None else None
+        self.progress = progress
+        self.shuffle = shuffle
+        self.keep_best = keep_best
+        self.num_threads = num_threads
+        self.train_y = train_y.to(torch.int64).cpu()
+        self.val_y = val_y.to(torch.int64).cpu()
+        device = net.w1.device
+        self.times_train = net.encode(train_x.to(device))
+        self.times_val = net.encode(val_x.to(device))
+        # progress state (what a checkpoint stores besides the weights)
+        self.done = {1: 0, 2: 0, 3: 0}
+        self.samples_seen = {1: 0, 2: 0}
+        p = net.config.rstdp
+        hit0 = p.initial_hit if p.initial_hit is not None else 1.0 / net.config.n_classes
+        self.rates = adapted_rates(p, hit0, 1.0 - hit0)
+        self.best_w3 = net.w3.clone()
+        self.history = TrainHistory()
+
+    # ----------------------------------------------------------------- checkpoints
+    def state(self) -> dict:
+        return {
+            "config": self.net.config.to_dict(),
+            "weights": {k: v.detach().cpu().clone() for k, v in self.net.state_dict().items()},
+            "done": dict(self.done),
+            "samples_seen": dict(self.samples_seen),
+            "rates": tuple(self.rates),
+            "best_w3": self.best_w3.cpu().clone(),
+            "history": dataclasses.asdict(self.history),
+            "seed": self.seed,
+            "epochs": self.epochs,
+        }
+
+    def save(self) -> None:
+        if self.checkpoint is not None:
+            atomic_torch_save(self.state(), self.checkpoint)
+
+    def load(self, path: str | Path) -> None:
+        state = torch.load(path, weights_only=False, map_location=self.net.w1.device)
+        if state["config"] != self.net.config.to_dict():
+            raise ValueError(f"checkpoint {path} was written for another configuration")
+        if state["seed"] != self.seed:
+            raise ValueError(f"checkpoint {path} has seed {state['seed']}, this run seed {self.seed}")
+        self.net.load_state_dict(state["weights"])
+        self.done = {int(k): v for k, v in state["done"].items()}
+        self.samples_seen = {int(k): v for k, v in state["samples_seen"].items()}
+        self.rates = RewardRates(*state["rates"])
+        self.best_w3 = state["best_w3"].clone()
+        h = state["history"]
+        h["stdp_winners"] = {int(k): v for k, v in h["stdp_winners"].items()}
+        self.history = TrainHistory(**h)
+
+    # ----------------------------------------------------------------- training
+    def _bar(self, total, desc):
+        from tqdm.auto import tqdm
+
+        # a slow refresh: every bar update is a message to the notebook front end, and a flood of
+        # them can outlast a test runner's output timeout
+        return tqdm(total=total, desc=desc, disable=not self.progress, leave=True, mininterval=2.0)
+
+    def train_stdp_layer(self, layer: int, *, max_samples: int | None = None) -> None:
+        """STDP epochs of conv1 or conv2 (per-sample updates, frozen layers below cached)."""
+        import time
+
+        c, t = self.net.config, self.net.config.n_steps
+        remaining = self.epochs[layer - 1] - self.done[layer]
+        if remaining <= 0:
+            return
+        start = time.perf_counter()
+        pre_all = self.net.layer_input_times(layer, self.times_train).to(torch.int64)
+        n = pre_all.shape[0] if max_samples is None else min(max_samples, pre_all.shape[0])
+        bar = self._bar(remaining * n, f"conv{layer} STDP")
+        w = self.net.weight(layer).clone()
+        for epoch in range(self.done[layer], self.epochs[layer - 1]):
+            order = epoch_order(pre_all.shape[0], self.seed, layer, epoch, self.shuffle)[:n]
+            n_winners = pending = 0
+            for i in order.tolist():
+                self.samples_seen[layer] += 1
+                a_plus, a_minus = scheduled_rates(self.samples_seen[layer], c.schedule)
+                w, winners, _ = stdp_train_step(
+                    w, pre_all[i], threshold=c.thresholds[layer - 1], n_steps=t,
+                    k=c.k_wta[layer - 1], radius=c.radii[layer - 1], a_plus=a_plus,
+                    a_minus=a_minus, bounds=c.stdp_bounds, pointwise=c.pointwise_inhibition)
+                n_winners += len(winners)
+                pending += 1
+                if pending == 100:
+                    bar.update(pending)
+                    pending = 0
+            bar.update(pending)
+            getattr(self.net, f"w{layer}").copy_(w)
+            self.history.stdp_winners[layer].append(n_winners / max(1, n))
+            self.done[layer] = epoch + 1
+            self.save()
+        bar.close()
+        self.history.seconds[f"conv{layer}"] = self.history.seconds.get(f"conv{layer}", 0.0) + time.perf_counter() - start
+
+    def train_rstdp(self, *, max_samples: int | None = None) -> None:
+        """R-STDP epochs of conv3 with adaptive rates; validation after every epoch."""
+        import time
+
+        c, t = self.net.config, self.net.config.n_steps
+        remaining = self.epochs[2] - self.done[3]
+        if remaining <= 0:
+            return
+        start = time.perf_counter()
+        s_train = self.net.final_spikes(3, self.times_train)
+        s_val = self.net.final_spikes(3, self.times_val)
+        n = s_train.shape[0] if max_samples is None else min(max_samples, s_train.shape[0])
+        per_class = c.features[2] // c.n_classes
+        bar = self._bar(remaining, "conv3 R-STDP epochs")
+        w3 = self.net.w3.clone()
+        for epoch in range(self.done[3], self.epochs[2]):
+            order = epoch_order(s_train.shape[0], self.seed, 3, epoch, self.shuffle)[:n]
+            dec, self.rates = rstdp_epoch(w3, s_train, self.train_y, order, self.rates, c.rstdp,
+                                          n_steps=t, per_class=per_class)
+            hits = int((dec == self.train_y[order]).sum())
+            silent = int((dec < 0).sum())
+            self.net.w3.copy_(w3)
+            val_dec = self.net.decide(self.net.output_potentials(s_val)).cpu()
+            val_acc, val_silent = accuracy(val_dec, self.val_y)
+            hist = self.history
+            hist.rstdp_train_acc.append(hits / n)
+            hist.rstdp_train_silent.append(silent / n)
+            hist.rstdp_val_acc.append(val_acc)
+            hist.rstdp_val_silent.append(val_silent)
+            if val_acc > hist.best_val_acc:
+                hist.best_val_acc, hist.best_epoch = val_acc, epoch + 1
+                self.best_w3 = w3.clone()
+            self.done[3] = epoch + 1
+            self.save()
+            bar.update(1)
+            bar.set_postfix(train=f"{hits / n:.3f}", val=f"{val_acc:.3f}", best=f"{hist.best_val_acc:.3f}")
+        bar.close()
+        self.history.seconds["conv3"] = self.history.seconds.get("conv3", 0.0) + time.perf_counter() - start
+
+    def run(self, *, resume: bool = True, max_samples: int | None = None) -> TrainHistory:
+        """Train all three layers (resuming from ``checkpoint`` if it exists and ``resume``)."""
+        if resume and self.checkpoint is not None and self.checkpoint.is_file():
+            self.load(self.checkpoint)
+        with torch_threads(self.num_threads):
+            self.train_stdp_layer(1, max_samples=max_samples)
+            self.train_stdp_layer(2, max_samples=max_samples)
+            self.train_rstdp(max_samples=max_samples)
+        if self.keep_best and self.history.best_epoch > 0:
+            self.net.w3.copy_(self.best_w3)
+        return self.history
+
+
+# --------------------------------------------------------------------------- figures
+def feature_images(w1: torch.Tensor, specs=None) -> torch.Tensor:
+    """What each conv1 feature 'looks for' in pixel space: ``sum_c w[f, c] (*) DoG_c``.
+
+    Each weight is replaced by its DoG kernel (a transposed convolution), so a ``[F, 6, 5, 5]``
+    kernel becomes a ``[F, 17, 17]`` image (the usual way to show such features)."""
+    from ..encoding import MOZAFARI_DOG, dog_bank
+
+    bank = dog_bank(specs or MOZAFARI_DOG).to(w1.device)
+    return F.conv_transpose2d(w1, bank)[:, 0]
+
+
+def plot_spike_waves(times: torch.Tensor, t: int, n_steps: int, *, titles=None):
+    """The cumulative spike waves of one sample at step ``t``: one panel per channel.
+
+    Args:
+        times: ``[C, H, W]`` first-spike times.
+        t: the step to show (0-based).
+    Returns:
+        the ``Figure``.
+    """
+    import matplotlib.pyplot as plt
+
+    c = times.shape[0]
+    fig, axes = plt.subplots(1, c, figsize=(1.6 * c, 1.9), squeeze=False)
+    for i, ax in enumerate(axes[0]):
+        shown = torch.where(times[i] <= t, times[i].float(), torch.tensor(float("nan")))
+        ax.imshow(shown.cpu().numpy(), cmap="viridis_r", vmin=0, vmax=n_steps - 1)
+        ax.set_title(titles[i] if titles else f"channel {i}", fontsize=8)
+        ax.axis("off")
+    fig.suptitle(f"spike waves up to step t = {t} (colour: spike step)", fontsize=9)
+    return fig
+
+
+def plot_latency_raster(times: torch.Tensor, n_steps: int, *, ax=None, max_units: int = 400):
+    """Raster of a latency code: the ``max_units`` earliest units, one row each, ordered by time."""
+    import matplotlib.pyplot as plt
+
+    flat = times.reshape(-1)
+    fired = torch.nonzero(flat < n_steps).squeeze(1)
+    order = fired[torch.argsort(flat[fired], stable=True)][:max_units]
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 2.5))
+    ax.plot(flat[order].cpu().numpy(), range(order.numel()), "|", color="k", markersize=3)
+    ax.set_xlim(-0.5, n_steps - 0.5)
+    ax.set_xlabel("time step")
+    ax.set_ylabel("unit (sorted by spike time)")
+    return ax
+
+
+def plot_confusion(labels, decisions, n_classes: int = 10, *, ax=None):
+    """Confusion matrix (rows: true class, columns: decision; last column: no decision)."""
+    import matplotlib.pyplot as plt
+
+    labels = torch.as_tensor(labels).cpu()
+    decisions = torch.as_tensor(decisions).cpu()
+    m = torch.zeros(n_classes, n_classes + 1, dtype=torch.int64)
+    col = torch.where(decisions < 0, torch.full_like(decisions, n_classes), decisions)
+    m.index_put_((labels, col), torch.ones_like(labels), accumulate=True)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4.6, 4))
+    ax.imshow(m.numpy(), cmap="Blues")
+    for i in range(n_classes):
+        for j in range(n_classes + 1):
+            if m[i, j]:
+                ax.text(j, i, int(m[i, j]), ha="center", va="center", fontsize=7,
+                        color="white" if m[i, j] > m.max() / 2 else "black")
+    ax.set_xticks(range(n_classes + 1), [str(i) for i in range(n_classes)] + ["none"], fontsize=7)
+    ax.set_yticks(range(n_classes), [str(i) for i in range(n_classes)], fontsize=7)
+    ax.set_xlabel("decision")
+    ax.set_ylabel("true class")
+    return ax
+
+
+def save_network(net: MozafariNet, path: str | Path) -> Path:
+    """Write the configuration and weights atomically (``torch.save`` format)."""
+    return atomic_torch_save({"config": net.config.to_dict(),
+                              "weights": {k: v.clone() for k, v in net.state_dict().items()}}, path)
+
+
+def load_network(path: str | Path) -> MozafariNet:
+    """Read a network written by :func:`save_network` (or a trainer checkpoint)."""
+    state = torch.load(path, weights_only=False)
+    if "config" not in state or "weights" not in state:
+        raise ValueError(f"{path} is not a Mozafari network file (needs 'config' and 'weights')")
+    net = MozafariNet(MozafariConfig.from_dict(state["config"]))
+    net.load_state_dict(state["weights"])
+    return net
