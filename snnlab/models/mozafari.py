@@ -22,10 +22,13 @@ Why it is fast, and still the same algorithm:
   the last wave, so **inference** needs one convolution per layer on the *final* spike maps
   (batched), and so does **R-STDP** (whose pre/post order is "pre fired at all or not");
 * the frozen layers below the one being trained run batched once over the data set and their
-  outputs are cached;
-* the layer being trained keeps the paper's per-sample update order. Its spike times are found by
-  one convolution over the stacked T waves (instead of T small ones), spike times by a count over
-  time; in R-STDP the potentials of a block of upcoming samples come from one matrix product and
+  outputs are cached (for conv2 only their first 6 steps, by the same argument as below: a sample
+  whose winners fire later is recomputed whole);
+* the layer being trained keeps the paper's per-sample update order. Its potentials come from one
+  convolution over several stacked waves (instead of one small one per step), spike times from a
+  count over time, and only up to the step where the k-th winner has fired: the competition ranks
+  earlier spikes first, so later steps cannot change the winners (:func:`stdp_train_step`);
+  in R-STDP the potentials of a block of upcoming samples come from one matrix product and
   only the kernels changed since are recomputed per sample (:func:`rstdp_epoch`).
 
 ``reference_*`` implementations in ``benchmarks/mozafari.py`` run the straightforward per-sample,
@@ -41,7 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..encoding import LatencyCodeParams, encode_latency, spike_waves
+from ..encoding import LatencyCodeParams, encode_latency
 from ..neurons import first_crossing_monotone, value_at
 from ..plasticity.mozafari import (
     LearningRateSchedule,
@@ -50,8 +53,8 @@ from ..plasticity.mozafari import (
     STDPBounds,
     adapted_rates,
     apply_update,
+    compete,
     conv_stdp_update,
-    k_winners,
     pointwise_inhibition,
     rstdp_rates,
     scheduled_rates,
@@ -159,29 +162,36 @@ def pool_times(times: torch.Tensor, size: int) -> torch.Tensor:
     return -F.max_pool2d(-times.to(torch.float32), size).to(torch.int64)
 
 
-def conv_potentials(in_times: torch.Tensor, w: torch.Tensor, n_steps: int) -> torch.Tensor:
-    """Potentials of a conv layer at every step, all at once: ``V[t] = w * S[t]``.
+def conv_potentials(in_times: torch.Tensor, w: torch.Tensor, n_steps: int, *, start: int = 0) -> torch.Tensor:
+    """Potentials of a conv layer at steps ``start..n_steps-1``, all at once: ``V[t] = w * S[t]``.
 
     Args:
         in_times: ``[B, C, H, W]`` input first-spike times (padded already).
         w: ``[F, C, k, k]`` weights (non-negative).
-        n_steps: T.
+        n_steps: the step to stop before (T for the whole time course).
+        start: the first step computed (a later part of the time course can be added on demand).
     Returns:
-        ``[T, B, F, H', W']`` potentials.
+        ``[n_steps - start, B, F, H', W']`` potentials.
     """
-    b = in_times.shape[0]
-    waves = spike_waves(in_times, n_steps).reshape(n_steps * b, *in_times.shape[1:])
+    b, n = in_times.shape[0], n_steps - start
+    steps = torch.arange(start, n_steps, device=in_times.device).reshape(-1, 1, 1, 1, 1)
+    waves = (in_times.unsqueeze(0) <= steps).to(w.dtype).reshape(n * b, *in_times.shape[1:])
     v = F.conv2d(waves, w)
-    return v.reshape(n_steps, b, *v.shape[1:])
+    return v.reshape(n, b, *v.shape[1:])
 
 
 def layer_times(in_times: torch.Tensor, w: torch.Tensor, threshold: float, n_steps: int,
-                *, batch_size: int = 32) -> torch.Tensor:
-    """First-spike times of a conv layer of one-shot IF neurons (no competition), batched."""
+                *, batch_size: int = 32, horizon: int | None = None) -> torch.Tensor:
+    """First-spike times of a conv layer of one-shot IF neurons (no competition), batched.
+
+    With a ``horizon`` only steps ``0..horizon-1`` are computed and later spikes are reported as
+    ``T`` (never): exact for every spike before the horizon, at a fraction of the cost."""
+    steps = n_steps if horizon is None else min(n_steps, check_int("horizon", horizon, minimum=1))
     out = []
     for start in range(0, in_times.shape[0], batch_size):
-        v = conv_potentials(in_times[start:start + batch_size].to(torch.int64), w, n_steps)
-        out.append(first_crossing_monotone(v, threshold))
+        v = conv_potentials(in_times[start:start + batch_size].to(torch.int64), w, steps)
+        times = first_crossing_monotone(v, threshold)
+        out.append(times.masked_fill_(times >= steps, n_steps))
     return torch.cat(out)
 
 
@@ -215,15 +225,18 @@ class MozafariNet(nn.Module):
                for i in range(0, images.shape[0], batch_size)]
         return torch.cat(out)
 
-    def layer_input_times(self, layer: int, times0: torch.Tensor, *, batch_size: int = 32) -> torch.Tensor:
+    def layer_input_times(self, layer: int, times0: torch.Tensor, *, batch_size: int = 32,
+                          horizon: int | None = None) -> torch.Tensor:
         """Padded input first-spike times of ``layer`` (1..3) from the encoded images, batched.
 
-        The lower layers run without competition (as at test time)."""
+        The lower layers run without competition (as at test time). With a ``horizon``, spikes
+        of the lower layers at step ``horizon`` or later are reported as ``T`` (see
+        :func:`layer_times`); the encoded input itself is passed on whole."""
         c, t = self.config, self.config.n_steps
         times = times0.to(torch.int64)
         for lower in range(1, layer):
             times = layer_times(pad_times(times, c.pads[lower - 1], t), self.weight(lower),
-                                c.thresholds[lower - 1], t, batch_size=batch_size)
+                                c.thresholds[lower - 1], t, batch_size=batch_size, horizon=horizon)
             times = pool_times(times, c.pools[lower - 1])
         return pad_times(times, c.pads[layer - 1], t).to(torch.uint8)
 
@@ -296,13 +309,22 @@ def layer_competition(v: torch.Tensor, threshold: float, *, pointwise: bool = Tr
 
 def stdp_train_step(w: torch.Tensor, pre_times: torch.Tensor, *, threshold: float, n_steps: int,
                     k: int, radius: int, a_plus: float, a_minus: float, bounds: STDPBounds,
-                    pointwise: bool = True):
+                    pointwise: bool = True, first_steps: int = 3, max_steps: int | None = None):
     """One STDP sample for conv1 or conv2 (fast form): competition, then the weight change.
 
-    All T potentials come from one convolution over the stacked cumulative waves; spike times
-    from a count over time (potentials never decrease). Pointwise inhibition keeps, per position,
-    the feature firing first (then the largest potential); k-WTA picks up to k winners; each
-    winner's kernel gets :func:`~snnlab.plasticity.mozafari.stdp_delta`.
+    Potentials of several steps come from one convolution over the stacked cumulative waves, spike
+    times from a count over time (potentials never decrease). Pointwise inhibition keeps, per
+    position, the feature firing first (then the largest potential); k-WTA picks up to k winners
+    (both: :func:`~snnlab.plasticity.mozafari.compete`); each winner's kernel gets
+    :func:`~snnlab.plasticity.mozafari.stdp_delta`.
+
+    Only the time course up to the last winner's spike is computed. The competition ranks earlier
+    spikes first, so the neurons that fired by step t are ranked exactly as in the full time course
+    and anything firing later ranks below them; once k winners are found among them, the later
+    steps cannot change the outcome. The first ``first_steps`` steps are computed, then twice as
+    many, and so on up to T (on the digits the conv2 winners have nearly always fired within the
+    first 3 of the 15 steps). For the same reason the STDP update only needs to know which inputs fired by the
+    winner's step.
 
     Args:
         w: ``[F, C, k, k]`` weights.
@@ -310,12 +332,28 @@ def stdp_train_step(w: torch.Tensor, pre_times: torch.Tensor, *, threshold: floa
         threshold, n_steps, k, radius: theta, T, k-WTA winners and radius.
         a_plus, a_minus, bounds: STDP rates and bounds in force.
         pointwise: pointwise inhibition on (the paper) or off (an ablation).
+        first_steps: steps computed before the first try (only speed depends on it).
+        max_steps: look no further than this many steps, for input times that are only known
+            before that step (:meth:`MozafariNet.layer_input_times` with a ``horizon``).
     Returns:
-        ``(new_w, winners, post_times)``.
+        ``(new_w, winners, post_times)``; ``(w, None, None)`` if ``max_steps`` was too short to
+        find the k winners (the caller then retries with complete input times).
     """
-    v = conv_potentials(pre_times[None].to(torch.int64), w, n_steps)[:, 0]
-    times, values = layer_competition(v, threshold, pointwise=pointwise)
-    winners = k_winners(times, values, k=k, radius=radius, n_steps=n_steps)
+    first_steps = check_int("first_steps", first_steps, minimum=1)
+    limit = n_steps if max_steps is None else min(n_steps, check_int("max_steps", max_steps, minimum=1))
+    pre = pre_times[None].to(torch.int64)
+    parts, stop = [], 0
+    while True:
+        start, stop = stop, min(limit, max(first_steps, 2 * stop))
+        parts.append(conv_potentials(pre, w, stop, start=start)[:, 0])
+        v = parts[0] if len(parts) == 1 else torch.cat(parts)
+        # with only `stop` steps known, time `stop` means "not yet", which ranks like "never"
+        times = first_crossing_monotone(v, threshold)
+        winners = compete(times, value_at(v, times), k=k, radius=radius, n_steps=stop, pointwise=pointwise)
+        if len(winners) == k or stop == n_steps:
+            break
+        if stop == limit:
+            return w, None, None
     post = [int(times[f, y, x]) for f, y, x in winners]
     if not winners:
         return w, winners, post
@@ -493,11 +531,14 @@ class MozafariTrainer:
         shuffle: a new seeded sample order every epoch (else the data set order).
         keep_best: end with the conv3 weights of the best validation epoch.
         num_threads: torch threads for the per-sample loops (see :class:`torch_threads`).
+        horizon: steps of the frozen lower layers cached for conv2 training (``None``: all T); a
+            sample whose winners fire later is recomputed whole, so only speed depends on it.
     """
 
     def __init__(self, net: MozafariNet, train_x, train_y, val_x, val_y, *, epochs=(4, 8, 40),
                  seed: int = 0, checkpoint: str | Path | None = None, progress: bool = True,
-                 shuffle: bool = True, keep_best: bool = True, num_threads: int | None = 1):
+                 shuffle: bool = True, keep_best: bool = True, num_threads: int | None = 1,
+                 horizon: int | None = 6):
         if len(epochs) != 3:
             raise ValueError(f"epochs must be (conv1, conv2, conv3) epochs, got {epochs!r}")
         self.epochs = tuple(check_int(f"epochs[{i}]", e, minimum=0) for i, e in enumerate(epochs))
@@ -512,6 +553,7 @@ class MozafariTrainer:
         self.shuffle = shuffle
         self.keep_best = keep_best
         self.num_threads = num_threads
+        self.horizon = None if horizon is None else check_int("horizon", horizon, minimum=1)
         self.train_y = train_y.to(torch.int64).cpu()
         self.val_y = val_y.to(torch.int64).cpu()
         device = net.w1.device
@@ -576,7 +618,10 @@ class MozafariTrainer:
         if remaining <= 0:
             return
         start = time.perf_counter()
-        pre_all = self.net.layer_input_times(layer, self.times_train).to(torch.int64)
+        # the winners nearly always fire within the first few steps, so the frozen layers below are
+        # cached only up to a horizon; the rare sample that needs more is recomputed whole
+        horizon = None if layer == 1 else self.horizon
+        pre_all = self.net.layer_input_times(layer, self.times_train, horizon=horizon).to(torch.int64)
         n = pre_all.shape[0] if max_samples is None else min(max_samples, pre_all.shape[0])
         bar = self._bar(remaining * n, f"conv{layer} STDP")
         w = self.net.weight(layer).clone()
@@ -586,10 +631,14 @@ class MozafariTrainer:
             for i in order.tolist():
                 self.samples_seen[layer] += 1
                 a_plus, a_minus = scheduled_rates(self.samples_seen[layer], c.schedule)
-                w, winners, _ = stdp_train_step(
-                    w, pre_all[i], threshold=c.thresholds[layer - 1], n_steps=t,
-                    k=c.k_wta[layer - 1], radius=c.radii[layer - 1], a_plus=a_plus,
-                    a_minus=a_minus, bounds=c.stdp_bounds, pointwise=c.pointwise_inhibition)
+                step = dict(threshold=c.thresholds[layer - 1], n_steps=t, k=c.k_wta[layer - 1],
+                            radius=c.radii[layer - 1], a_plus=a_plus, a_minus=a_minus,
+                            bounds=c.stdp_bounds, pointwise=c.pointwise_inhibition)
+                new_w, winners, _ = stdp_train_step(w, pre_all[i], max_steps=horizon, **step)
+                if winners is None:
+                    whole = self.net.layer_input_times(layer, self.times_train[i:i + 1])[0]
+                    new_w, winners, _ = stdp_train_step(w, whole.to(torch.int64), **step)
+                w = new_w
                 n_winners += len(winners)
                 pending += 1
                 if pending == 100:

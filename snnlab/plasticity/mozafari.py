@@ -12,7 +12,8 @@ rows, columns); conv weights are ``[F, C, k, k]``.
 * :func:`pointwise_inhibition`: at each position only the earliest feature survives (ties in time:
   the larger potential).
 * :func:`k_winners`: up to k winners, earliest first (then largest potential); a winner inhibits its
-  whole feature map and every feature within a square of radius r around it.
+  whole feature map and every feature within a square of radius r around it. :func:`compete` is
+  both in one faster pass (what training uses).
 * :func:`stdp_delta` / :func:`conv_stdp_update`: ``dw = a w (1 - w)`` with ``a = a+`` if the input
   spiked no later than the winner, ``a-`` otherwise (including inputs that never spiked).
 * :func:`scheduled_rates`: a+ starts at 0.004 and doubles every 500 samples up to 0.15,
@@ -209,28 +210,55 @@ def k_winners(times: torch.Tensor, values: torch.Tensor, *, k: int, radius: int,
     Returns:
         list of ``(feature, row, column)``, best first (may be shorter than k).
     """
+    return compete(times, values, k=k, radius=radius, n_steps=n_steps, pointwise=False)
+
+
+def compete(times: torch.Tensor, values: torch.Tensor, *, k: int, radius: int, n_steps: int,
+            pointwise: bool = True) -> list[Winner]:
+    """The winners of a layer's competition: :func:`pointwise_inhibition` (if ``pointwise``), then
+    :func:`k_winners`; the same result, computed on the list of neurons that fired only.
+
+    Args:
+        times, values, k, radius, n_steps: as in :func:`k_winners`.
+        pointwise: apply pointwise inhibition first (the paper's conv1/conv2 training).
+    Returns:
+        list of ``(feature, row, column)``, best first (may be shorter than k).
+    """
     _check_maps(times, values)
     if times.ndim != 3:
         raise ValueError(f"times must be [F, H, W], got {tuple(times.shape)}")
     k = check_int("k", k, minimum=1)
     radius = check_int("radius", radius, minimum=0)
-    fired = times < n_steps
-    v = values.to(torch.float64)
-    span = float(v[fired].max()) + 1.0 if bool(fired.any()) else 1.0
+    n_f, h, w = times.shape
+    if pointwise:
+        # per position the earliest feature, then the largest potential among those (max over
+        # features returns the lowest index on exact ties): one candidate per position
+        t_min = times.min(dim=0).values.reshape(-1)
+        score = torch.where(times == t_min.reshape(h, w), values, -torch.inf)
+        best, feature = score.reshape(n_f, -1).max(dim=0)
+        pos = torch.nonzero(t_min < n_steps).squeeze(1)
+        t_c, v_c, flat = t_min[pos], best[pos], feature[pos] * (h * w) + pos
+    else:
+        flat = torch.nonzero(times.reshape(-1) < n_steps).squeeze(1)
+        t_c, v_c = times.reshape(-1)[flat], values.reshape(-1)[flat]
+    if flat.numel() == 0:
+        return []
+    v_c = v_c.to(torch.float64)
     # lexicographic (earlier, then larger) in one number: a step is worth more than any potential
-    key = torch.where(fired, (n_steps - times).to(torch.float64) * span + v,
-                      torch.full_like(v, -torch.inf))
-    n_f, h, w = key.shape
+    key = (n_steps - t_c).to(torch.float64) * (float(v_c.max() - v_c.min()) + 1.0) + (v_c - v_c.min())
+    # candidates best first; exact ties by the lowest flat index (feature, row, column)
+    by_flat = torch.argsort(flat)
+    key, flat = key[by_flat], flat[by_flat]
+    order = torch.argsort(key, descending=True, stable=True)
     winners: list[Winner] = []
-    for _ in range(k):
-        idx = int(key.argmax())
-        if key.view(-1)[idx] == -torch.inf:
-            break
+    for idx in flat[order].tolist():
         f, rem = divmod(idx, h * w)
         y, x = divmod(rem, w)
+        if any(f == wf or (abs(y - wy) <= radius and abs(x - wx) <= radius) for wf, wy, wx in winners):
+            continue                              # inhibited by an earlier winner
         winners.append((f, y, x))
-        key[f] = -torch.inf
-        key[:, max(0, y - radius): y + radius + 1, max(0, x - radius): x + radius + 1] = -torch.inf
+        if len(winners) == k:
+            break
     return winners
 
 
@@ -242,7 +270,7 @@ def soft_bound_factor(w: torch.Tensor, bounds: STDPBounds = STDPBounds()) -> tor
     return (w - bounds.w_min) * (bounds.w_max - w)
 
 
-def stdp_delta(w: torch.Tensor, pre_times: torch.Tensor, post_time: int, *, a_plus: float,
+def stdp_delta(w: torch.Tensor, pre_times: torch.Tensor, post_time, *, a_plus: float,
                a_minus: float, bounds: STDPBounds = STDPBounds()) -> torch.Tensor:
     """Weight change of one winner's kernel (section 2.4, eq. of the simplified STDP).
 
@@ -254,13 +282,14 @@ def stdp_delta(w: torch.Tensor, pre_times: torch.Tensor, post_time: int, *, a_pl
     Args:
         w: the winner's kernel ``[C, k, k]`` (or any shape).
         pre_times: first-spike times of its receptive field, same shape (``T`` = never).
-        post_time: t_i, the winner's spike time (step).
+        post_time: t_i, the winner's spike time (step); an int, or a tensor that broadcasts
+            against ``w`` (several winners' kernels stacked, one time each).
         a_plus, a_minus: the rates (a+ > 0 and a- < 0 for STDP; swapped signs for anti-STDP).
         bounds: the soft bound.
     """
     if pre_times.shape != w.shape:
         raise ValueError(f"pre_times {tuple(pre_times.shape)} must match w {tuple(w.shape)}")
-    rate = torch.where(pre_times <= post_time, torch.full_like(w, a_plus), torch.full_like(w, a_minus))
+    rate = torch.where(pre_times <= post_time, a_plus, a_minus).to(w.dtype)
     return rate * soft_bound_factor(w, bounds)
 
 
@@ -288,15 +317,19 @@ def conv_stdp_update(w: torch.Tensor, pre_times: torch.Tensor, winners: list[Win
     """
     if len(winners) != len(post_times):
         raise ValueError(f"winners ({len(winners)}) and post_times ({len(post_times)}) must have one length")
-    kernel = w.shape[-1]
+    features = [f for f, _, _ in winners]
+    if len(set(features)) != len(features):
+        dup = next(f for f in features if features.count(f) > 1)
+        raise ValueError(f"feature {dup} appears twice among the winners")
     dw = torch.zeros_like(w)
-    seen = set()
-    for (f, y, x), t_post in zip(winners, post_times):
-        if f in seen:
-            raise ValueError(f"feature {f} appears twice among the winners")
-        seen.add(f)
-        dw[f] = stdp_delta(w[f], receptive_field(pre_times, y, x, kernel), int(t_post),
-                           a_plus=a_plus, a_minus=a_minus, bounds=bounds)
+    if not winners:
+        return dw
+    kernel = w.shape[-1]
+    rows = torch.tensor(features, device=w.device)
+    # all winners at once: their receptive fields side by side, one stdp_delta for the lot
+    fields = torch.stack([receptive_field(pre_times, y, x, kernel) for _, y, x in winners])
+    post = torch.tensor([int(t) for t in post_times], device=w.device).reshape(-1, *[1] * (w.dim() - 1))
+    dw[rows] = stdp_delta(w[rows], fields, post, a_plus=a_plus, a_minus=a_minus, bounds=bounds)
     return dw
 
 

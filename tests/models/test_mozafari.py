@@ -94,7 +94,8 @@ def test_decide_picks_the_largest_final_potential_and_reports_silence():
     assert net.decide(v).tolist() == [-1, 3, 9]
 
 
-def test_stdp_train_step_matches_reference(encoded):
+@pytest.mark.parametrize("first_steps", [1, 3, T])
+def test_stdp_train_step_matches_reference(encoded, first_steps):
     net = MozafariNet(SMALL, seed=3)
     for layer in (1, 2):
         pre_all = net.layer_input_times(layer, encoded).to(torch.int64)
@@ -104,11 +105,32 @@ def test_stdp_train_step_matches_reference(encoded):
             c = net.config
             w_fast, win_fast, _ = stdp_train_step(
                 w_fast, pre_all[i], threshold=c.thresholds[layer - 1], n_steps=T, k=c.k_wta[layer - 1],
-                radius=c.radii[layer - 1], a_plus=a_plus, a_minus=a_minus, bounds=c.stdp_bounds)
+                radius=c.radii[layer - 1], a_plus=a_plus, a_minus=a_minus, bounds=c.stdp_bounds,
+                first_steps=first_steps)
             w_ref, win_ref = ref.reference_stdp_step(net, layer, w_ref, encoded[i], a_plus, a_minus)
             assert win_fast == win_ref
             assert torch.allclose(w_fast, w_ref, atol=1e-6)
         assert not torch.equal(w_fast, net.weight(layer))      # something was learned
+
+
+def test_stdp_train_step_looks_further_in_time_when_the_winners_fire_late():
+    # every input spikes at step 10: nothing can fire before it, so the first tries (steps 0..0,
+    # 0..1, 0..3, 0..7) find no winner and the step must extend to the whole time course
+    gen = torch.Generator().manual_seed(0)
+    w = torch.rand(4, 2, 3, 3, generator=gen) * 0.5 + 0.5
+    pre = torch.full((2, 6, 6), T)
+    pre[:, 1:5, 1:5] = 10
+    out = {}
+    for first_steps in (1, T):
+        out[first_steps] = stdp_train_step(w, pre, threshold=5.0, n_steps=T, k=3, radius=1, a_plus=0.1,
+                                           a_minus=-0.1, bounds=SMALL.stdp_bounds, pointwise=False,
+                                           first_steps=first_steps)
+    (w_a, win_a, post_a), (w_b, win_b, post_b) = out[1], out[T]
+    assert len(win_a) == 3 and win_a == win_b and post_a == post_b == [10, 10, 10]
+    assert torch.equal(w_a, w_b)
+    with pytest.raises(ValueError, match="first_steps"):
+        stdp_train_step(w, pre, threshold=5.0, n_steps=T, k=3, radius=1, a_plus=0.1, a_minus=-0.1,
+                        bounds=SMALL.stdp_bounds, first_steps=0)
 
 
 def test_stdp_train_step_without_pointwise_inhibition_matches_reference(encoded):
@@ -166,6 +188,38 @@ def _trainer(digits, epochs, checkpoint=None):
     net = MozafariNet(SMALL, seed=6)
     return MozafariTrainer(net, digits.train.x[:20], digits.train.y[:20], digits.val.x[:10],
                            digits.val.y[:10], epochs=epochs, seed=6, checkpoint=checkpoint, progress=False)
+
+
+def test_layer_input_times_with_a_horizon_keep_every_earlier_spike(encoded):
+    net = MozafariNet(SMALL, seed=6)
+    whole = net.layer_input_times(3, encoded[:4]).to(torch.int64)
+    for horizon in (1, 4, T, 40):
+        cut = net.layer_input_times(3, encoded[:4], horizon=horizon).to(torch.int64)
+        assert torch.equal(cut, torch.where(whole < horizon, whole, torch.full_like(whole, T)))
+
+
+def test_stdp_train_step_asks_for_more_when_the_horizon_is_too_short():
+    w = torch.full((2, 1, 1, 1), 0.9)
+    pre = torch.full((1, 3, 3), T)
+    pre[0, 1, 1] = 6                                         # the only input spikes at step 6
+    same_w, winners, post = stdp_train_step(w, pre, threshold=0.5, n_steps=T, k=1, radius=0, a_plus=0.1,
+                                            a_minus=-0.1, bounds=SMALL.stdp_bounds, max_steps=4)
+    assert same_w is w and winners is None and post is None
+    new_w, winners, post = stdp_train_step(w, pre, threshold=0.5, n_steps=T, k=1, radius=0, a_plus=0.1,
+                                           a_minus=-0.1, bounds=SMALL.stdp_bounds, max_steps=8)
+    assert winners == [(0, 1, 1)] and post == [6]
+    assert new_w[0].item() == pytest.approx(0.9 + 0.1 * 0.9 * 0.1) and new_w[1].item() == pytest.approx(0.9)
+
+
+def test_trainer_horizon_changes_nothing_but_speed(digits):
+    weights = []
+    for horizon in (None, 1, 4):
+        net = MozafariNet(SMALL, seed=7)
+        MozafariTrainer(net, digits.train.x[:24], digits.train.y[:24], digits.val.x[:4], digits.val.y[:4],
+                        epochs=(1, 2, 0), seed=7, progress=False, horizon=horizon).run()
+        weights.append(net.w2.clone())
+    assert not torch.equal(weights[0], MozafariNet(SMALL, seed=7).w2)
+    assert torch.equal(weights[0], weights[1]) and torch.equal(weights[0], weights[2])
 
 
 def test_trainer_resume_equals_uninterrupted(digits, tmp_path):

@@ -9,6 +9,7 @@ from snnlab.plasticity.mozafari import (
     STDPBounds,
     adapted_rates,
     apply_update,
+    compete,
     conv_stdp_update,
     k_winners,
     pointwise_inhibition,
@@ -106,6 +107,53 @@ def test_k_winners_earlier_beats_larger_potential():
 def test_k_winners_empty_when_nothing_fires():
     times, values = _maps({})
     assert k_winners(times, values, k=5, radius=3, n_steps=T) == []
+
+
+def _slow_competition(times, values, k, radius, n_steps, pointwise):
+    """Plain loops over every neuron: the paper's competition written out, no tensor tricks."""
+    n_f, h, w = times.shape
+    alive = [(f, y, x) for f in range(n_f) for y in range(h) for x in range(w) if times[f, y, x] < n_steps]
+    better = lambda a, b: (-times[a].item(), values[a].item()) > (-times[b].item(), values[b].item())  # noqa: E731
+    if pointwise:
+        kept = []
+        for y in range(h):
+            for x in range(w):
+                best = None
+                for f in range(n_f):                      # lowest feature first: keeps exact ties
+                    if (f, y, x) in alive and (best is None or better((f, y, x), best)):
+                        best = (f, y, x)
+                if best is not None:
+                    kept.append(best)
+        alive = sorted(kept)
+    winners = []
+    while alive and len(winners) < k:
+        best = alive[0]
+        for n in alive[1:]:                               # flat-index order: exact ties keep the first
+            if better(n, best):
+                best = n
+        winners.append(best)
+        f0, y0, x0 = best
+        alive = [(f, y, x) for f, y, x in alive
+                 if f != f0 and not (abs(y - y0) <= radius and abs(x - x0) <= radius)]
+    return winners
+
+
+@pytest.mark.parametrize("pointwise", [True, False])
+def test_compete_equals_the_competition_written_out(pointwise):
+    gen = torch.Generator().manual_seed(0)
+    for trial in range(40):
+        # few distinct times and integer potentials: exact ties everywhere
+        times = torch.randint(0, 4, (5, 6, 6), generator=gen)
+        times[torch.rand(5, 6, 6, generator=gen) < 0.5] = T
+        values = torch.randint(0, 3, (5, 6, 6), generator=gen).float() + 10.0
+        k, radius = (1, 3, 8)[trial % 3], trial % 3
+        expected = _slow_competition(times, values, k, radius, T, pointwise)
+        assert compete(times, values, k=k, radius=radius, n_steps=T, pointwise=pointwise) == expected
+        if pointwise:
+            t_inh, v_inh = pointwise_inhibition(times, values, T)
+            assert k_winners(t_inh, v_inh, k=k, radius=radius, n_steps=T) == expected
+        else:
+            assert k_winners(times, values, k=k, radius=radius, n_steps=T) == expected
 
 
 def test_stdp_delta_crafted_patch():
