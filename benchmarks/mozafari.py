@@ -2,11 +2,13 @@
 
 The reference is what a direct port does: one sample at a time, one time step at a time (one
 convolution of the cumulative wave per step and layer), every layer recomputed from the image for
-every sample. The fast path (``snnlab.models.mozafari``) computes all
-T steps of a layer at once, batches inference and the frozen lower layers (cached once), and keeps
-the per-sample update order of the layer being trained. Both run here side by side, on the same
-machine and data, and the script prints samples/s and the ratio for inference and for training
-each layer. It also checks that both give the same decisions and weights.
+every sample. The fast path (``snnlab.models.mozafari``) computes several steps of a layer in one
+convolution and, while training, only the steps up to the k-th winner's spike; it batches
+inference and the frozen lower layers (cached once) and keeps the per-sample update order of the
+layer being trained. Both run here side by side, on the same machine and data, and the script
+prints samples/s and the ratio for inference and for training each layer (one epoch over the
+1259 training digits, the one-time cache of the frozen layers included). It also checks that both
+give the same decisions and weights.
 
     .venv/bin/python benchmarks/mozafari.py            # ~1-2 minutes
     .venv/bin/python benchmarks/mozafari.py --quick    # a few seconds (smoke test)

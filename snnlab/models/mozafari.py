@@ -778,6 +778,36 @@ def plot_confusion(labels, decisions, n_classes: int = 10, *, ax=None):
     return ax
 
 
+def plot_study(summary: dict, *, target: float | None = 90.0, highlight: str | None = None, ax=None):
+    """Held-out test accuracy per variant of ``scripts/mozafari_study.py`` (mean and sd over seeds,
+    each seed a dot), validation means as open circles, and the target as a dashed line.
+
+    Args:
+        summary: the ``summary`` of the study's JSON file (variant -> row).
+        target: accuracy (%) drawn as a reference line (``None``: none).
+        highlight: the variant drawn in another colour (e.g. the notebook's default).
+    """
+    import matplotlib.pyplot as plt
+
+    names = list(summary)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 0.45 * len(names) + 1.2))
+    for i, name in enumerate(names):
+        row = summary[name]
+        ax.barh(i, row["test_mean"], xerr=row["test_sd"], color="tab:orange" if name == highlight else "tab:blue",
+                alpha=0.6, capsize=3)
+        ax.plot(list(row["tests"].values()), [i] * len(row["tests"]), "k.", markersize=4)
+        ax.plot(row["val_mean"], i, "o", mfc="none", mec="k", markersize=6)
+    if target is not None:
+        ax.axvline(target, color="grey", linestyle="--", linewidth=1)
+    ax.set_yticks(range(len(names)), names, fontsize=8)
+    ax.invert_yaxis()
+    lo = min(min(r["tests"].values()) for r in summary.values())
+    ax.set_xlim(max(0.0, lo - 5.0), 100.0)
+    ax.set_xlabel("held-out test accuracy (%): bars mean +- sd over seeds, dots seeds, circles validation")
+    return ax
+
+
 def save_network(net: MozafariNet, path: str | Path) -> Path:
     """Write the configuration and weights atomically (``torch.save`` format)."""
     return atomic_torch_save({"config": net.config.to_dict(),

@@ -2,6 +2,9 @@
 the decision rule, training, checkpoints and resume."""
 import dataclasses
 import importlib.util
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,6 +19,7 @@ from snnlab.models.mozafari import (
     epoch_order,
     load_network,
     pad_times,
+    plot_study,
     pool_times,
     rstdp_epoch,
     rstdp_train_step,
@@ -273,3 +277,56 @@ def test_config_rejects_bad_values(field, value):
 def test_trainer_rejects_bad_epochs(digits):
     with pytest.raises(ValueError, match="epochs"):
         _trainer(digits, (1, 2))
+
+
+# --------------------------------------------------------------------------- the accuracy study script
+_study_spec = importlib.util.spec_from_file_location("mozafari_study", ROOT / "scripts" / "mozafari_study.py")
+study = importlib.util.module_from_spec(_study_spec)
+_study_spec.loader.exec_module(study)
+
+
+def test_study_names_the_notebook_default_and_changes_one_thing_per_variant():
+    from snnlab.run import declared_parameters, parse_value
+
+    declared = declared_parameters(ROOT / "notebooks" / "02_mozafari_rstdp.ipynb")
+    params = {k: parse_value(v["default"]) for k, v in declared.items()}
+    _, changes, epochs, inner = study.VARIANTS[study.NOTEBOOK_DEFAULT]
+    assert changes == {} and inner == 28
+    assert epochs == (params["stdp_epochs_1"], params["stdp_epochs_2"], params["rstdp_epochs"])
+    assert study.DEFAULT_RSTDP.block == params["rstdp_block"]
+    x, _ = study.framed_digits(0, 28)[0]
+    assert torch.equal(x, load_digits_split(0, size=28).train.x)        # the notebook's images, exactly
+    base = study.VARIANTS["baseline"]
+    for name, (_, changes, epochs, inner) in study.VARIANTS.items():
+        assert (len(changes) + (epochs != base[2]) + (inner != base[3])) == (name != "baseline"), name
+
+
+def test_study_script_quick_run_writes_json_and_table(tmp_path):
+    out = tmp_path / "study.json"
+    script = str(ROOT / "scripts" / "mozafari_study.py")
+    done = subprocess.run([sys.executable, script, "--quick", "--seeds", "0", "--variants", "baseline",
+                           "22x22 in 28x28", "--jobs", "2", "--out", str(out)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(out.read_text())
+    assert [(r["variant"], r["seed"]) for r in result["runs"]] == [("baseline", 0), ("22x22 in 28x28", 0)]
+    assert all(0.0 <= r["test_acc"] <= 1.0 and r["epochs"] == [1, 1, 2] for r in result["runs"])
+    assert set(result["summary"]) == {"baseline", "22x22 in 28x28"}
+    assert "| baseline |" in out.with_suffix(".md").read_text()
+    x, _ = study.framed_digits(0, 22)[0]
+    assert x.shape[-2:] == (28, 28) and x[..., :3, :].abs().sum() == 0 and x[..., 3:25, 3:25].sum() > 0
+    bad = subprocess.run([sys.executable, script, "--jobs", "0"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "--jobs must be >= 1" in bad.stderr
+
+
+def test_plot_study_draws_one_bar_per_variant():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    summary = json.loads((ROOT / "results" / "mozafari_study.json").read_text())["summary"]
+    ax = plot_study(summary, highlight=study.NOTEBOOK_DEFAULT)
+    assert len(ax.patches) == len(summary) == len(study.VARIANTS)
+    widths = [p.get_width() for p in ax.patches]
+    assert widths == pytest.approx([row["test_mean"] for row in summary.values()])
+    orange = [p for p in ax.patches if p.get_facecolor()[:3] == matplotlib.colors.to_rgb("tab:orange")]
+    assert len(orange) == 1 and orange[0].get_width() == pytest.approx(summary[study.NOTEBOOK_DEFAULT]["test_mean"])
+    matplotlib.pyplot.close("all")
