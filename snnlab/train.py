@@ -46,10 +46,13 @@ import torch.nn.functional as F
 import yaml
 
 from . import data as sdata
-from .utils import (atomic_torch_save, atomic_write_text, check_choice, check_float, check_int,
-                    pick_device, seed_everything, write_run_card)
+from .checkpoints import load_checkpoint, load_module_state, save_checkpoint
+from .errors import CheckpointError, ConfigError, DataError, UsageError, command_boundary, one_line
+from .utils import (atomic_write_text, check_choice, check_float, check_int, pause_point, pick_device,
+                    remove_stale_temporaries, seed_everything, write_run_card)
 
-DATASETS = ("digits", "cifar10", "cifar100", "imagefolder", "cifar10dvs")
+DATASETS = ("digits", "mnist5k", "cifar10", "cifar100", "imagefolder", "cifar10dvs")
+FILELESS_DATASETS = ("digits", "mnist5k")  # shipped with a package: data_path would be ignored, so it is refused
 
 DEFAULTS: dict[str, Any] = {
     "model": "nano",            # ti | s | m | l | cifar | dvs | nano
@@ -57,7 +60,7 @@ DEFAULTS: dict[str, Any] = {
     "img_size": 16,             # input side after resizing (digits: 8x8 upsampled)
     "drop_path": 0.0,
     "bn_momentum": 0.1,         # BatchNorm running-statistics momentum (null = cumulative average: short runs)
-    "dataset": "digits",        # digits | cifar10 | cifar100 | imagefolder | cifar10dvs
+    "dataset": "digits",        # digits | mnist5k | cifar10 | cifar100 | imagefolder | cifar10dvs
     "data_path": None,
     "split_seed": 0,            # fixes the train/val(/test) split, separate from `seed`
     "val_fraction": 0.1,        # held out of train for model selection when the data has no val split
@@ -154,27 +157,60 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
     return value
 
 
-def _set(cfg: dict, dotted: str, value: Any) -> None:
+def _set(cfg: dict, dotted: str, value: Any, where: str = "") -> None:
     flat = _flatten(DEFAULTS)
     if dotted not in flat:
-        raise ValueError(f"unknown config key {dotted!r}; known keys: {', '.join(sorted(flat))}")
+        raise ConfigError(f"{where}unknown config key {dotted!r}; known keys: {', '.join(sorted(flat))}")
     node = cfg
     *parents, leaf = dotted.split(".")
     for p in parents:
         node = node[p]
-    node[leaf] = _coerce(dotted, value, flat[dotted])
+    try:
+        node[leaf] = _coerce(dotted, value, flat[dotted])
+    except ValueError as exc:
+        raise ConfigError(f"{where}{exc}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{where}{dotted}: {one_line(exc)}") from None
+
+
+def read_yaml_config(path: str | os.PathLike) -> dict:
+    """A YAML recipe as a dict, through ``yaml.safe_load`` (plain YAML only: no ``!!python/...`` tags).
+
+    Raises :class:`ConfigError` naming the file for a missing file, malformed YAML, an unsafe tag or
+    a top level that is not a mapping."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"-c/--config {path}: no such file" + ("" if not p.exists() else " (a folder)")
+                          + "; the recipes are under configs/")
+    try:
+        loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.constructor.ConstructorError as exc:
+        mark = f" (line {exc.problem_mark.line + 1})" if exc.problem_mark is not None else ""
+        raise ConfigError(f"-c/--config {path}{mark}: refused: {exc.problem}; snnlab configs are plain YAML "
+                          "(numbers, strings, lists, mappings), never Python objects") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        raise ConfigError(f"-c/--config {path}{where}: not valid YAML: {getattr(exc, 'problem', None) or one_line(exc)}") from None
+    except (UnicodeDecodeError, OSError) as exc:
+        raise ConfigError(f"-c/--config {path}: cannot be read as text ({exc})") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"-c/--config {path}: expected a mapping of config keys at the top level, "
+                          f"found a {type(loaded).__name__}")
+    return loaded
 
 
 def load_config(path: str | os.PathLike | None = None, overrides: dict[str, Any] | None = None) -> dict:
-    """DEFAULTS <- YAML file <- overrides (dotted keys). Unknown keys raise ``ValueError``."""
+    """DEFAULTS <- YAML file <- overrides (dotted keys).
+
+    Unknown keys, bad values and unreadable or unsafe files raise :class:`ConfigError` (a
+    ``ValueError``) naming the key or file."""
     cfg = copy.deepcopy(DEFAULTS)
     if path is not None:
-        text = Path(path).read_text()
-        loaded = yaml.safe_load(text) or {}
-        if not isinstance(loaded, dict):
-            raise ValueError(f"config {path}: expected a mapping at the top level")
-        for key, value in _flatten(loaded).items():
-            _set(cfg, key, value)
+        for key, value in _flatten(read_yaml_config(path)).items():
+            _set(cfg, key, value, where=f"config {path}: ")
     for key, value in (overrides or {}).items():
         _set(cfg, key, value)
     validate_config(cfg)
@@ -182,6 +218,16 @@ def load_config(path: str | os.PathLike | None = None, overrides: dict[str, Any]
 
 
 def validate_config(cfg: dict) -> None:
+    """Check every value of a resolved config; a bad one raises :class:`ConfigError` naming it."""
+    try:
+        _validate_config(cfg)
+    except ConfigError:
+        raise
+    except ValueError as exc:  # the check_* helpers raise ValueError naming the key
+        raise ConfigError(str(exc)) from None
+
+
+def _validate_config(cfg: dict) -> None:
     from .models.spikingresformer import VARIANTS as MODELS
 
     check_choice("model", cfg["model"], tuple(MODELS))
@@ -205,6 +251,13 @@ def validate_config(cfg: dict) -> None:
     d = cfg["dassdp"]
     dassdp_params(cfg)  # validates the section
     check_int("dassdp.warmup_epochs", d["warmup_epochs"], minimum=0)
+    if cfg["dataset"] in FILELESS_DATASETS and cfg["data_path"] is not None:
+        # refused rather than ignored: a user who names a folder expects it to be read
+        raise ConfigError(f"data_path/--data-path {cfg['data_path']!r} is set, but dataset {cfg['dataset']!r} reads "
+                          f"no files (it ships with its package); drop --data-path, or choose a dataset that reads "
+                          f"files: {', '.join(d for d in DATASETS if d not in FILELESS_DATASETS)}")
+    if cfg["dataset"] in ("cifar10", "cifar100") and cfg["img_size"] != 32:
+        raise ConfigError(f"img_size must be 32 for {cfg['dataset']}, got {cfg['img_size']}")
 
 
 def dassdp_params(cfg: dict):
@@ -228,6 +281,8 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, dict]:
     parser.add_argument("--transfer", help="checkpoint whose backbone initialises this model (head replaced)")
     parser.add_argument("--test-only", action="store_true", help="evaluate a checkpoint (--resume or output-dir/best.pth)")
     parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the Python traceback for input errors too (or set SNNLAB_DEBUG=1)")
     args, rest = parser.parse_known_args(argv)
     overrides: dict[str, Any] = {}
     i = 0
@@ -274,8 +329,13 @@ class Source:
             return
         loader = torch.utils.data.DataLoader(self.dataset, batch_sampler=index_lists, num_workers=workers,
                                              persistent_workers=False)
-        for x, y in loader:
-            yield x.float(), torch.as_tensor(y, dtype=torch.long)
+        try:
+            for x, y in loader:
+                yield x.float(), torch.as_tensor(y, dtype=torch.long)
+        except DataError as exc:
+            # a DataLoader worker re-raises with its whole traceback in the message: keep the reader's line
+            lines = [ln for ln in str(exc).splitlines() if ln.strip()]
+            raise DataError(lines[-1].split("DataError: ", 1)[-1] if len(lines) > 1 else str(exc)) from exc
 
 
 def _split(n: int, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -297,17 +357,19 @@ def load_data(cfg: dict) -> tuple[Source, Source, Source, int, int, str]:
 
 def _load_data(cfg: dict):
     name, root, size = cfg["dataset"], cfg["data_path"], cfg["img_size"]
-    if name == "digits":
-        sp = sdata.load_digits_split(cfg["split_seed"], size=size)
+    if name in FILELESS_DATASETS:
+        loader = sdata.load_digits_split if name == "digits" else sdata.load_mnist5k_split
+        sp = loader(cfg["split_seed"], size=size)
         mk = lambda s: Source(s.x, s.y)  # noqa: E731
         return mk(sp.train), mk(sp.val), mk(sp.test), sp.num_classes, 1, sp.description
     if root is None:
-        raise ValueError(f"dataset {name!r} needs --data-path (see data/README.md for the expected layout)")
+        raise ConfigError(f"dataset {name!r} needs --data-path (the folder holding it; see data/README.md for "
+                          "the expected layout)")
+    if not Path(root).is_dir():
+        raise DataError(f"--data-path {root}: no such folder (dataset {name!r}; see data/README.md for the layout)")
     if name in ("cifar10", "cifar100"):
         xtr, ytr = sdata.read_cifar_binary(root, name, "train")
         xte, yte = sdata.read_cifar_binary(root, name, "test")
-        if size != 32:
-            raise ValueError(f"img_size must be 32 for {name}, got {size}")
         full = Source(xtr, ytr, scale=1.0 / 255.0)
         tr, va = _split(len(full), cfg["val_fraction"], cfg["split_seed"])
         return (full.subset(tr), full.subset(va), Source(xte, yte, scale=1.0 / 255.0),
@@ -315,7 +377,8 @@ def _load_data(cfg: dict):
     if name == "imagefolder":
         root = Path(root)
         train_ds = sdata.ImageFolder(root / "train", size=size)
-        test_ds = sdata.ImageFolder(root / "val", size=size)
+        # one class index for every split, from train/: val/ sorted on its own would shift the labels
+        test_ds = sdata.ImageFolder(root / "val", size=size, classes=train_ds.classes)
         labels = torch.tensor([c for _, c in train_ds.samples])
         full = Source(dataset=train_ds, labels=labels)
         tr, va = _split(len(full), cfg["val_fraction"], cfg["split_seed"])
@@ -325,7 +388,8 @@ def _load_data(cfg: dict):
     # cifar10dvs
     root = Path(root)
     if (root / "train").is_dir() and (root / "test").is_dir():
-        train_ds, test_ds = sdata.DVSFrames(root / "train"), sdata.DVSFrames(root / "test")
+        train_ds = sdata.DVSFrames(root / "train")
+        test_ds = sdata.DVSFrames(root / "test", classes=train_ds.classes)
         full = Source(dataset=train_ds, labels=torch.tensor([c for _, c in train_ds.samples]))
         test = Source(dataset=test_ds, labels=torch.tensor([c for _, c in test_ds.samples]))
     else:
@@ -429,23 +493,51 @@ def build_model(cfg: dict, num_classes: int, in_channels: int):
 
 def transfer_backbone(model: nn.Module, path: str | os.PathLike) -> dict:
     """Load every tensor of a checkpoint whose name and shape match, except the classifier head
-    (which keeps its fresh initialisation). Returns the loaded, skipped and missing key lists."""
-    state = torch.load(path, map_location="cpu", weights_only=False)
-    state = state.get("model", state) if isinstance(state, dict) else state
+    (which keeps its fresh initialisation).
+
+    Returns ``{"loaded": [names], "skipped": [names], "missing": [names], "skipped_shapes": {name:
+    "why"}}``. Raises :class:`CheckpointError` when no weight or bias matched: scalar buffers such as
+    ``num_batches_tracked`` match any model and must not make a wrong checkpoint look transferred."""
+    state = load_checkpoint(path, what="--transfer", kind="model checkpoint (a state_dict, or a dict with 'model')")
+    state = state.get("model", state)
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(f"--transfer {path}: expected a mapping of parameter names to tensors")
     own = model.state_dict()
+    params = {name for name, _ in model.named_parameters()}
     head = tuple(model.head_names())
-    loaded, skipped = {}, []
+    loaded, skipped, why = {}, [], {}
     for k, v in state.items():
         k = k[7:] if k.startswith("module.") else k
-        if k.startswith(head) or k not in own or own[k].shape != v.shape:
-            skipped.append(k)
+        if k.startswith(head):
+            why[k] = "classifier head (replaced)"
+        elif k not in own:
+            why[k] = f"{tuple(v.shape)}: not in this model"
+        elif own[k].shape != v.shape:
+            why[k] = f"{tuple(v.shape)} in the file, {tuple(own[k].shape)} here"
         else:
             loaded[k] = v
-    if not loaded:
-        raise ValueError(f"--transfer {path}: no tensor matches this model (wrong checkpoint?)")
+            continue
+        skipped.append(k)
+    if not any(k in params for k in loaded):
+        raise CheckpointError(
+            f"--transfer {path}: no weight or bias of this {len(params)}-parameter-tensor model matches the file "
+            f"by name and shape ({len(skipped)} skipped, e.g. "
+            f"{'; '.join(f'{k} {why[k]}' for k in skipped[:3]) or 'none'}): a checkpoint of another model?")
     model.load_state_dict(loaded, strict=False)
     missing = [k for k in own if k not in loaded]
-    return {"loaded": sorted(loaded), "skipped": sorted(skipped), "missing": sorted(missing)}
+    return {"loaded": sorted(loaded), "skipped": sorted(skipped), "missing": sorted(missing),
+            "skipped_shapes": {k: why[k] for k in sorted(skipped)},
+            "loaded_parameters": sum(1 for k in loaded if k in params), "model_parameters": len(params)}
+
+
+def describe_transfer(info: dict, path: str | os.PathLike) -> str:
+    """What ``--transfer`` loaded and skipped, for the console (names with shapes)."""
+    lines = [f"--transfer {path}: loaded {info['loaded_parameters']} of {info['model_parameters']} weight/bias "
+             f"tensors ({len(info['loaded'])} tensors with buffers); skipped {len(info['skipped'])}"]
+    lines += [f"  skipped {name}: {reason}" for name, reason in list(info["skipped_shapes"].items())[:20]]
+    if len(info["skipped"]) > 20:
+        lines.append(f"  ... and {len(info['skipped']) - 20} more (all in results.json)")
+    return "\n".join(lines)
 
 
 @torch.no_grad()
@@ -510,9 +602,81 @@ def _write_history(out: Path, history: list[dict]) -> None:
     atomic_write_text(out / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in history))
 
 
-def _rng_state(dev):
-    return {"torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state(dev) if dev.type == "cuda" else None}
+CHECKPOINT_KEYS = ("model", "optimizer", "scaler", "epoch", "history", "best", "config", "rng", "dassdp")
+
+
+def _gather_bytes(t: torch.Tensor, dev: torch.device, world: int) -> list[torch.Tensor]:
+    """Every rank's copy of a byte tensor of one shape (a collective: all ranks call it)."""
+    x = t.to(device=dev, dtype=torch.int32)  # RNG states are bytes; int32 travels on gloo and nccl alike
+    parts = [torch.empty_like(x) for _ in range(world)]
+    torch.distributed.all_gather(parts, x)
+    return [part.to("cpu", torch.uint8) for part in parts]
+
+
+def _rng_states(dev: torch.device, world: int) -> dict:
+    """Each rank's RNG states, in rank order (a collective under DDP): drop_path draws from the global
+    generator of its own rank, so rank 0's state alone cannot resume the others."""
+    cpu = torch.get_rng_state()
+    cuda = torch.cuda.get_rng_state(dev) if dev.type == "cuda" else None
+    if world == 1:
+        return {"torch": [cpu], "cuda": None if cuda is None else [cuda]}
+    return {"torch": _gather_bytes(cpu, dev, world),
+            "cuda": None if cuda is None else _gather_bytes(cuda, dev, world)}
+
+
+def _restore_rng(saved: dict, dev: torch.device, rank: int, world: int) -> None:
+    def mine(states):
+        states = [states] if isinstance(states, torch.Tensor) else list(states)
+        # another world size cannot reproduce the run anyway (the shards differ): start from rank 0's
+        return states[rank] if len(states) == world else states[0]
+
+    torch.set_rng_state(mine(saved["torch"]).to(torch.uint8))
+    if dev.type == "cuda" and saved.get("cuda") is not None:
+        torch.cuda.set_rng_state(mine(saved["cuda"]).to(torch.uint8), dev)
+
+
+def _clean_steps_log(path: Path, start_epoch: int) -> None:
+    """Keep the diagnostics of committed epochs (< ``start_epoch``) in the append-only step log.
+
+    A kill while appending leaves a torn last line: it is dropped. A damaged line elsewhere means the
+    file was edited or corrupted by something else: that is an error naming the line."""
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    kept = []
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            if i == len(lines) - 1:
+                break  # torn by a kill during the append
+            raise CheckpointError(f"{path}: line {i + 1} is not JSON (only a torn last line is repaired); "
+                                  "move the file away to start a new log") from None
+        if isinstance(row, dict) and row.get("epoch", start_epoch) < start_epoch:
+            kept.append(line)
+    atomic_write_text(path, "".join(ln + "\n" for ln in kept))
+
+
+def _commit_epoch(out: Path, *, state: dict, best_model: dict | None, history: list[dict], step_lines: list[str],
+                  meta: dict | None) -> None:
+    """Write one epoch's outputs; ``checkpoint.pth`` last, because it is the commit.
+
+    Everything before it can be repeated: a kill before the checkpoint is written makes ``--resume``
+    start from the previous checkpoint and write this epoch's files again; the step log keeps only
+    lines of committed epochs (see :func:`_clean_steps_log`)."""
+    if meta is not None:
+        atomic_write_text(out / "config.yaml", yaml.safe_dump(meta["config"], sort_keys=False))
+        write_run_card(out, params=meta["card"], seed=meta["config"]["seed"], device=meta["device"])
+    if best_model is not None:
+        save_checkpoint(best_model, out / "best.pth")
+    _write_history(out, history)
+    if step_lines:
+        with open(out / "dassdp_steps.jsonl", "a", encoding="utf-8") as fh:
+            fh.write("".join(ln + "\n" for ln in step_lines))
+            fh.flush()
+            os.fsync(fh.fileno())
+    pause_point("train:before-commit")
+    save_checkpoint(state, out / "checkpoint.pth")
 
 
 def run(cfg: dict, *, output_dir: str | os.PathLike | None = None, resume: str | None = None,
@@ -526,10 +690,12 @@ def run(cfg: dict, *, output_dir: str | os.PathLike | None = None, resume: str |
     (the schedule still spans ``cfg['epochs']``): a time-boxed job, continued later with ``resume``.
     """
     validate_config(cfg)
+    out = Path(output_dir) if output_dir is not None else None
+    if out is not None and out.exists() and not out.is_dir():
+        raise UsageError(f"--output-dir {out}: is a file; give a folder (created if missing)")
     if cfg["threads"]:
         torch.set_num_threads(cfg["threads"])
     rank, world, _, dev = init_distributed(cfg["device"])
-    out = Path(output_dir) if output_dir is not None else None
     main_proc = rank == 0
     seed_everything(cfg["seed"])
     train_src, val_src, test_src, num_classes, in_ch, description = load_data(cfg)
@@ -538,20 +704,23 @@ def run(cfg: dict, *, output_dir: str | os.PathLike | None = None, resume: str |
     amp_ctx = (lambda: torch.autocast("cuda", dtype=torch.float16)) if use_amp else (lambda: torch.autocast("cpu", enabled=False))
     transfer_info = None
 
-    ckpt = None
+    ckpt, rpath = None, None
     if resume is not None:
         rpath = Path(resume)
         rpath = rpath / ("best.pth" if test_only else "checkpoint.pth") if rpath.is_dir() else rpath
-        if not rpath.is_file():
-            raise FileNotFoundError(f"--resume {resume}: no checkpoint at {rpath}")
-        ckpt = torch.load(rpath, map_location="cpu", weights_only=False)
-        model.load_state_dict(ckpt["model"])
+        ckpt = load_checkpoint(rpath, what="--resume", required=("model",) if test_only else CHECKPOINT_KEYS,
+                               kind="snnlab train checkpoint")
+        load_module_state(model, ckpt["model"], what="--resume", path=rpath)
     elif test_only:
-        if out is None or not (out / "best.pth").is_file():
-            raise FileNotFoundError("--test-only needs --resume CHECKPOINT or an --output-dir holding best.pth")
-        model.load_state_dict(torch.load(out / "best.pth", map_location="cpu", weights_only=False)["model"])
+        if out is None:
+            raise UsageError("--test-only needs --resume CHECKPOINT or an --output-dir holding best.pth")
+        state = load_checkpoint(out / "best.pth", what="--test-only", required=("model",),
+                                kind="snnlab model checkpoint")
+        load_module_state(model, state["model"], what="--test-only", path=out / "best.pth")
     elif transfer is not None:
         transfer_info = transfer_backbone(model, transfer)
+        if main_proc:
+            print(describe_transfer(transfer_info, transfer), flush=True)
         model.to(dev)
 
     if test_only:
@@ -580,16 +749,21 @@ def run(cfg: dict, *, output_dir: str | os.PathLike | None = None, resume: str |
 
     start_epoch, history, best = 0, [], {"epoch": -1, "val_acc": -1.0, "test_acc": None}
     if ckpt is not None:
-        opt.load_state_dict(ckpt["optimizer"])
-        scaler.load_state_dict(ckpt["scaler"])
-        start_epoch, history, best = ckpt["epoch"] + 1, ckpt["history"], ckpt["best"]
-        torch.set_rng_state(ckpt["rng"]["torch"])
-        if dev.type == "cuda" and ckpt["rng"]["cuda"] is not None:
-            torch.cuda.set_rng_state(ckpt["rng"]["cuda"], dev)
+        try:
+            opt.load_state_dict(ckpt["optimizer"])
+            scaler.load_state_dict(ckpt["scaler"])
+            start_epoch, history, best = int(ckpt["epoch"]) + 1, list(ckpt["history"]), dict(ckpt["best"])
+            _restore_rng(ckpt["rng"], dev, rank, world)
+        except (ValueError, KeyError, TypeError, RuntimeError, IndexError) as exc:
+            raise CheckpointError(f"--resume {rpath}: its training state does not fit this run ({one_line(exc)})") from exc
+        if (plast is None) != (ckpt.get("dassdp") is None):
+            raise CheckpointError(f"--resume {rpath}: the checkpoint was trained with DA-SSDP "
+                                  f"{'off' if plast is not None else 'on'}, but dassdp.enabled is {plast is not None}")
         if plast is not None:
-            if ckpt.get("dassdp") is None:
-                raise ValueError("--resume: the checkpoint was trained without DA-SSDP but dassdp.enabled is true")
-            plast.load_state_dict(ckpt["dassdp"])
+            try:
+                plast.load_state_dict(ckpt["dassdp"], rank=rank, world=world)
+            except (ValueError, KeyError, TypeError) as exc:
+                raise CheckpointError(f"--resume {rpath}: its DA-SSDP state does not fit this run ({one_line(exc)})") from exc
 
     steps_per_epoch = len(shard_batches(len(train_src), cfg["batch_size"], rank=rank, world=world, seed=cfg["seed"],
                                         epoch=0, shuffle=True, drop_last=True))
@@ -597,15 +771,15 @@ def run(cfg: dict, *, output_dir: str | os.PathLike | None = None, resume: str |
         raise ValueError(f"batch_size={cfg['batch_size']} x {world} process(es) exceeds the {len(train_src)} training samples")
     total_steps = steps_per_epoch * cfg["epochs"]
     mean, std = _norm(cfg, dev)
+    # Nothing is written before here, so a bad input leaves the output folder as it was; config.yaml and
+    # the run card are written with the first committed epoch.
+    meta = {"config": cfg, "device": dev, "card": {**cfg, "world_size": world, "data": description,
+                                                   "resume": resume, "transfer": transfer}}
     if main_proc and out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(out / "config.yaml", yaml.safe_dump(cfg, sort_keys=False))
-        write_run_card(out, params={**cfg, "world_size": world, "data": description, "resume": resume,
-                                    "transfer": transfer}, seed=cfg["seed"], device=dev)
+        remove_stale_temporaries(out)  # left by a kill between writing a temporary file and its rename
         steps_file = out / "dassdp_steps.jsonl"
-        if steps_file.exists():  # a resumed run drops the diagnostics of the epoch it repeats
-            kept = [ln for ln in steps_file.read_text().splitlines() if ln and json.loads(ln)["epoch"] < start_epoch]
-            atomic_write_text(steps_file, "".join(ln + "\n" for ln in kept))
+        if steps_file.exists():  # drop the diagnostics of epochs after the checkpoint, and a torn last line
+            _clean_steps_log(steps_file, start_epoch)
 
     from tqdm.auto import tqdm
 
@@ -684,21 +858,22 @@ def run(cfg: dict, *, output_dir: str | os.PathLike | None = None, resume: str |
         improved = val["acc"] > best["val_acc"]
         if improved:
             best = {"epoch": epoch, "val_acc": val["acc"], "test_acc": test["acc"]}
-        if main_proc:
-            if cfg["progress"]:
-                print(f"epoch {epoch + 1}/{cfg['epochs']}: loss {row['train_loss']:.4f} train {row['train_acc']:.2f}% "
-                      f"val {val['acc']:.2f}% test {test['acc']:.2f}% ({train_time:.1f} s)", flush=True)
-            if out is not None:
-                state = {"model": model.state_dict(), "optimizer": opt.state_dict(), "scaler": scaler.state_dict(),
-                         "epoch": epoch, "history": history, "best": best, "config": cfg, "rng": _rng_state(dev),
-                         "dassdp": plast.state_dict() if plast is not None else None}
-                atomic_torch_save(state, out / "checkpoint.pth")
-                if improved:
-                    atomic_torch_save({"model": model.state_dict(), "epoch": epoch, "config": cfg}, out / "best.pth")
-                _write_history(out, history)
-                if step_lines:
-                    with open(out / "dassdp_steps.jsonl", "a") as fh:
-                        fh.write("".join(ln + "\n" for ln in step_lines))
+        if main_proc and cfg["progress"]:
+            print(f"epoch {epoch + 1}/{cfg['epochs']}: loss {row['train_loss']:.4f} train {row['train_acc']:.2f}% "
+                  f"val {val['acc']:.2f}% test {test['acc']:.2f}% ({train_time:.1f} s)", flush=True)
+        pause_point("train:epoch-end")
+        if out is not None:
+            # collectives on every rank first: each rank's RNG states and gate statistics go into the checkpoint
+            rng = _rng_states(dev, world)
+            plast_state = plast.state_dict() if plast is not None else None
+            if main_proc:
+                weights = model.state_dict()
+                state = {"model": weights, "optimizer": opt.state_dict(), "scaler": scaler.state_dict(),
+                         "epoch": epoch, "history": history, "best": best, "config": cfg, "rng": rng,
+                         "dassdp": plast_state, "world_size": world}
+                _commit_epoch(out, state=state, history=history, step_lines=step_lines, meta=meta,
+                              best_model={"model": weights, "epoch": epoch, "config": cfg} if improved else None)
+                meta = None
     results = {"reported_test_acc": best["test_acc"], "selected_epoch": best["epoch"],
                "selected_val_acc": best["val_acc"],
                "last_test_acc": history[-1]["test_acc"] if history else None,
@@ -714,18 +889,20 @@ def run(cfg: dict, *, output_dir: str | os.PathLike | None = None, resume: str |
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``snnlab train``: exit 0 when done, 2 for a usage error (bad key, value or config, an output path
+    that is a file), 1 for a data or checkpoint file that is missing, damaged or unsafe. Input errors
+    print one line (``--debug`` or ``SNNLAB_DEBUG=1`` adds the traceback); a bug keeps its traceback."""
     args, overrides = parse_args(argv)
-    try:
-        cfg = load_config(args.config, overrides)
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"snnlab train: {exc}", file=sys.stderr)
-        return 2
+    return command_boundary("snnlab train", lambda: _main(args, overrides), debug=args.debug)
+
+
+def _main(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
+    cfg = load_config(args.config, overrides)
     if args.print_config:
         print(yaml.safe_dump(cfg, sort_keys=False), end="")
         return 0
     if args.output_dir is None and not args.test_only:
-        print("snnlab train: --output-dir is required (checkpoints and metrics go there)", file=sys.stderr)
-        return 2
+        raise UsageError("--output-dir is required (checkpoints and metrics go there)")
     try:
         res = run(cfg, output_dir=args.output_dir, resume=args.resume, transfer=args.transfer,
                   test_only=args.test_only)

@@ -160,6 +160,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
         mask = os.umask(0)
         os.umask(mask)
         os.chmod(tmp, 0o666 & ~mask)
+        pause_point(f"write:{path.name}")
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -179,6 +180,56 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
     buffer = io.BytesIO()
     torch.save(obj, buffer)
     return atomic_write_bytes(path, buffer.getvalue())
+
+
+def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Delete what an interrupted :func:`atomic_write_bytes` left in ``folder`` (``.NAME.*.tmp``).
+
+    Call it when a command starts writing to a folder it owns: a kill between writing a temporary
+    file and renaming it leaves the temporary behind (the real file is intact)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    stale = [p for p in folder.glob(".*.tmp") if p.is_file()]
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return stale
+
+
+# --------------------------------------------------------------------------- fault injection
+_PAUSE_HITS: dict[str, int] = {}
+
+
+def pause_point(name: str) -> None:
+    """A named moment where a kill would hurt most; tests stop a real process exactly here.
+
+    Does nothing unless ``SNNLAB_PAUSE_AT`` is ``name`` (every time) or ``name@N`` (the N-th time
+    this process reaches it). Then it appends ``"name pid"`` to the file ``SNNLAB_PAUSE_FILE`` and
+    sleeps until killed, so a test can send SIGKILL at that very point instead of guessing with
+    sleep timings. Points: ``write:<file name>`` (an atomic write, after the temporary file is
+    complete and before the rename), ``train:epoch-end`` (all training of an epoch done, nothing of
+    it written), ``train:before-commit`` (everything but the checkpoint written),
+    ``run:notebook-written`` (``snnlab run``: executed copy complete under its temporary name).
+    """
+    target = os.environ.get("SNNLAB_PAUSE_AT")
+    if not target:
+        return
+    want, _, nth = target.partition("@")
+    if want != name:
+        return
+    _PAUSE_HITS[name] = _PAUSE_HITS.get(name, 0) + 1
+    if nth and _PAUSE_HITS[name] != int(nth):
+        return
+    marker = os.environ.get("SNNLAB_PAUSE_FILE")
+    if marker:
+        with open(marker, "a") as fh:
+            fh.write(f"{name} {os.getpid()}\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+    import time
+
+    while True:  # until the test kills this process
+        time.sleep(60)
 
 
 # --------------------------------------------------------------------------- paths and run cards

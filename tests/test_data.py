@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from snnlab import data
+from snnlab import data, errors
+
+
+def test_data_error_is_the_kits_error_type():
+    assert data.DataError is errors.DataError
+    assert issubclass(data.DataError, FileNotFoundError)
 
 
 # --------------------------------------------------------------------------- digits
@@ -78,6 +83,30 @@ def test_read_mnist_idx_rejects_truncated_and_wrong_magic(tmp_path):
         data.read_mnist_idx(tmp_path, "train")
 
 
+def test_read_mnist_idx_truncated_gzip_names_the_file(tmp_path):
+    write_idx(tmp_path / "t10k-images-idx3-ubyte.gz", np.zeros((3, 28, 28)), 2051, compress=True)
+    write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", np.array([7, 0, 3]), 2049, compress=True)
+    damaged = tmp_path / "t10k-images-idx3-ubyte.gz"
+    raw = damaged.read_bytes()
+    damaged.write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(data.DataError, match=r"t10k-images-idx3-ubyte\.gz.*damaged or truncated"):
+        data.read_mnist_idx(tmp_path, "test")
+
+
+def test_read_mnist_idx_corrupt_gzip_names_the_file(tmp_path):
+    write_idx(tmp_path / "t10k-images-idx3-ubyte", np.zeros((3, 28, 28)), 2051)
+    write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", np.array([7, 0, 3]), 2049, compress=True)
+    damaged = tmp_path / "t10k-labels-idx1-ubyte.gz"
+    raw = bytearray(damaged.read_bytes())
+    raw[-8] ^= 0xFF  # the stored CRC-32 no longer matches the data
+    damaged.write_bytes(bytes(raw))
+    with pytest.raises(data.DataError, match=r"t10k-labels-idx1-ubyte\.gz.*re-download"):
+        data.read_mnist_idx(tmp_path, "test")
+    damaged.write_bytes(b"\x1f\x8b" + b"\x00" * 30)  # gzip magic, then nonsense
+    with pytest.raises(data.DataError, match=r"t10k-labels-idx1-ubyte\.gz"):
+        data.read_mnist_idx(tmp_path, "test")
+
+
 # --------------------------------------------------------------------------- CIFAR binary
 def cifar_records(labels, coarse=None):
     rows = []
@@ -132,10 +161,59 @@ def test_image_folder_reads_classes_and_resizes(tmp_path):
 def test_image_folder_errors_name_the_layout(tmp_path):
     with pytest.raises(data.DataError, match="one folder per class"):
         data.ImageFolder(tmp_path)
+
+
+def test_image_folder_corrupt_image_names_the_file(tmp_path):
     (tmp_path / "a").mkdir()
     (tmp_path / "a" / "broken.png").write_bytes(b"not a png")
-    with pytest.raises(data.DataError, match="not a readable image"):
-        data.ImageFolder(tmp_path)[0]
+    ds = data.ImageFolder(tmp_path)
+    with pytest.raises(data.DataError, match=r"broken\.png: not a readable image"):
+        ds[0]
+
+
+def write_image_classes(root, names, *, files=("0.png",)):
+    from PIL import Image
+
+    for name in names:
+        (root / name).mkdir(parents=True)
+        for file in files:
+            Image.fromarray(np.zeros((4, 4, 3), dtype=np.uint8)).save(root / name / file)
+
+
+def test_image_folder_split_missing_a_class_keeps_training_indices(tmp_path):
+    write_image_classes(tmp_path / "train", ["a", "b", "c"])
+    write_image_classes(tmp_path / "val", ["a", "c"])
+    train = data.ImageFolder(tmp_path / "train")
+    val = data.ImageFolder(tmp_path / "val", classes=train.classes)
+    assert val.classes == ["a", "b", "c"]
+    assert [(path.parent.name, label) for path, label in val.samples] == [("a", 0), ("c", 2)]
+    assert val[1][1] == 2
+    # Without the training classes, val/c would get index 1: the bug `classes` exists to prevent.
+    assert data.ImageFolder(tmp_path / "val").samples[1][1] == 1
+
+
+def test_image_folder_split_with_an_unknown_class_names_it(tmp_path):
+    write_image_classes(tmp_path / "train", ["a", "b", "c"])
+    write_image_classes(tmp_path / "val", ["a", "d"])
+    with pytest.raises(data.DataError, match=r"val[/\\]d not among the 3 known classes \(a, b, c\)"):
+        data.ImageFolder(tmp_path / "val", classes=["a", "b", "c"])
+
+
+@pytest.mark.parametrize("classes", [None, ["a", "b"]])
+def test_image_folder_empty_class_folder_names_it(tmp_path, classes):
+    write_image_classes(tmp_path, ["a"])
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "notes.txt").write_text("not an image")
+    with pytest.raises(data.DataError, match=r"[/\\]b: class folder holds no \.png"):
+        data.ImageFolder(tmp_path, classes=classes)
+
+
+def test_scan_class_folders_rejects_bad_classes_argument(tmp_path):
+    write_image_classes(tmp_path, ["a"])
+    with pytest.raises(ValueError, match="classes must not repeat"):
+        data.scan_class_folders(tmp_path, (".png",), classes=["a", "a"])
+    with pytest.raises(ValueError, match="classes must be a non-empty list"):
+        data.scan_class_folders(tmp_path, (".png",), classes=[])
 
 
 def test_dvs_frames(tmp_path):
@@ -149,3 +227,17 @@ def test_dvs_frames(tmp_path):
     assert torch.equal(x, torch.from_numpy(frames.astype(np.float32)))
     with pytest.raises(data.DataError, match="no 'frames' array"):
         ds[1]
+
+
+def test_dvs_frames_test_split_uses_training_classes(tmp_path):
+    frames = np.zeros((2, 2, 4, 4))
+    for split, names in (("train", ["airplane", "cat", "dog"]), ("test", ["dog"])):
+        for name in names:
+            (tmp_path / split / name).mkdir(parents=True)
+            np.savez(tmp_path / split / name / "0.npz", frames=frames)
+    train = data.DVSFrames(tmp_path / "train")
+    test = data.DVSFrames(tmp_path / "test", classes=train.classes)
+    assert test.classes == ["airplane", "cat", "dog"] and test[0][1] == 2
+    (tmp_path / "test" / "ship").mkdir()
+    with pytest.raises(data.DataError, match="ship not among"):
+        data.DVSFrames(tmp_path / "test", classes=train.classes)

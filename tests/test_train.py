@@ -26,7 +26,7 @@ def tiny_config(**extra):
 def test_parse_args_overrides_are_typed():
     args, over = train.parse_args(["-c", str(DIGITS), "--output-dir", "o", "--amp", "false", "--lr", "5e-3",
                                    "--dassdp.enabled", "true", "--dassdp.sites=classifier", "--epochs", "3",
-                                   "--data-path", "/d"])
+                                   "--dataset", "imagefolder", "--data-path", "/d"])
     cfg = train.load_config(args.config, over)
     assert cfg["amp"] is False and cfg["dassdp"]["enabled"] is True
     assert cfg["lr"] == 0.005 and cfg["epochs"] == 3 and cfg["data_path"] == "/d"
@@ -101,7 +101,7 @@ def test_resume_equals_uninterrupted(tmp_path):
         assert torch.equal(a, b), name
     assert [h["train_loss"] for h in full["history"]] == [h["train_loss"] for h in resumed["history"]]
     assert full["dassdp"].sites[0].gate == resumed["dassdp"].sites[0].gate is not None
-    ckpt = torch.load(tmp_path / "full" / "checkpoint.pth", weights_only=False)
+    ckpt = torch.load(tmp_path / "full" / "checkpoint.pth", weights_only=True)
     assert ckpt["epoch"] == 1 and ckpt["dassdp"]["steps"] == 8
     results = json.loads((tmp_path / "full" / "results.json").read_text())
     best = max(results["history"], key=lambda h: h["val_acc"])

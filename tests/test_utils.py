@@ -82,7 +82,7 @@ def test_atomic_write_failure_keeps_old_file_and_leaves_no_temp(tmp_path, monkey
 def test_atomic_torch_save_round_trips(tmp_path):
     state = {"w": torch.arange(6.0).reshape(2, 3)}
     utils.atomic_torch_save(state, tmp_path / "s.pth")
-    assert torch.equal(torch.load(tmp_path / "s.pth")["w"], state["w"])
+    assert torch.equal(torch.load(tmp_path / "s.pth", weights_only=True)["w"], state["w"])
 
 
 def test_write_run_card_records_what_repeats_a_run(tmp_path):

@@ -60,7 +60,9 @@ from ..plasticity.mozafari import (
     scheduled_rates,
     stdp_delta,
 )
-from ..utils import atomic_torch_save, check_float, check_int
+from ..checkpoints import load_checkpoint, load_module_state, save_checkpoint
+from ..errors import CheckpointError
+from ..utils import check_float, check_int
 
 
 # --------------------------------------------------------------------------- configuration
@@ -506,6 +508,18 @@ def epoch_order(n: int, seed: int, layer: int, epoch: int, shuffle: bool) -> tor
     return torch.randperm(n, generator=gen)
 
 
+TRAINER_CHECKPOINT_KEYS = ("config", "weights", "done", "samples_seen", "rates", "best_w3", "history", "seed")
+
+
+def read_trainer_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu") -> dict:
+    """A :class:`MozafariTrainer` checkpoint as data (see :mod:`snnlab.checkpoints`).
+
+    Notebook 02 calls it on its ``checkpoint`` parameter before any work, so a damaged or unsafe
+    file fails at once with a :class:`~snnlab.errors.CheckpointError` naming the parameter and file."""
+    return load_checkpoint(path, what="checkpoint parameter", kind="Mozafari trainer checkpoint",
+                           map_location=map_location, required=TRAINER_CHECKPOINT_KEYS)
+
+
 def accuracy(decisions: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
     """(accuracy, silent fraction); a silent (-1) decision counts as wrong."""
     n = max(1, int(labels.numel()))
@@ -584,22 +598,31 @@ class MozafariTrainer:
 
     def save(self) -> None:
         if self.checkpoint is not None:
-            atomic_torch_save(self.state(), self.checkpoint)
+            save_checkpoint(self.state(), self.checkpoint)
 
     def load(self, path: str | Path) -> None:
-        state = torch.load(path, weights_only=False, map_location=self.net.w1.device)
+        """Resume from a file written by :meth:`save` (read as data only: see :mod:`snnlab.checkpoints`).
+
+        A missing, damaged, unsafe or mismatched file raises :class:`~snnlab.errors.CheckpointError`
+        naming the ``checkpoint`` parameter and the file."""
+        what = "checkpoint parameter"
+        state = read_trainer_checkpoint(path, map_location=self.net.w1.device)
         if state["config"] != self.net.config.to_dict():
-            raise ValueError(f"checkpoint {path} was written for another configuration")
+            raise CheckpointError(f"{what} {path}: written for another network configuration; use a new file "
+                                  "or the configuration it was trained with")
         if state["seed"] != self.seed:
-            raise ValueError(f"checkpoint {path} has seed {state['seed']}, this run seed {self.seed}")
-        self.net.load_state_dict(state["weights"])
-        self.done = {int(k): v for k, v in state["done"].items()}
-        self.samples_seen = {int(k): v for k, v in state["samples_seen"].items()}
-        self.rates = RewardRates(*state["rates"])
-        self.best_w3 = state["best_w3"].clone()
-        h = state["history"]
-        h["stdp_winners"] = {int(k): v for k, v in h["stdp_winners"].items()}
-        self.history = TrainHistory(**h)
+            raise CheckpointError(f"{what} {path}: has seed {state['seed']}, this run seed {self.seed}")
+        load_module_state(self.net, state["weights"], what=what, path=path)
+        try:
+            self.done = {int(k): int(v) for k, v in state["done"].items()}
+            self.samples_seen = {int(k): int(v) for k, v in state["samples_seen"].items()}
+            self.rates = RewardRates(*state["rates"])
+            self.best_w3 = state["best_w3"].clone()
+            h = dict(state["history"])
+            h["stdp_winners"] = {int(k): v for k, v in h["stdp_winners"].items()}
+            self.history = TrainHistory(**h)
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:
+            raise CheckpointError(f"{what} {path}: its training state is damaged ({exc})") from exc
 
     # ----------------------------------------------------------------- training
     def _bar(self, total, desc):
@@ -809,16 +832,21 @@ def plot_study(summary: dict, *, target: float | None = 90.0, highlight: str | N
 
 
 def save_network(net: MozafariNet, path: str | Path) -> Path:
-    """Write the configuration and weights atomically (``torch.save`` format)."""
-    return atomic_torch_save({"config": net.config.to_dict(),
-                              "weights": {k: v.clone() for k, v in net.state_dict().items()}}, path)
+    """Write the configuration and weights atomically (tensors and plain data, see :mod:`snnlab.checkpoints`)."""
+    return save_checkpoint({"config": net.config.to_dict(),
+                            "weights": {k: v.clone() for k, v in net.state_dict().items()}}, path)
 
 
 def load_network(path: str | Path) -> MozafariNet:
-    """Read a network written by :func:`save_network` (or a trainer checkpoint)."""
-    state = torch.load(path, weights_only=False)
-    if "config" not in state or "weights" not in state:
-        raise ValueError(f"{path} is not a Mozafari network file (needs 'config' and 'weights')")
-    net = MozafariNet(MozafariConfig.from_dict(state["config"]))
-    net.load_state_dict(state["weights"])
+    """Read a network written by :func:`save_network` (or a trainer checkpoint), as data only.
+
+    Raises :class:`~snnlab.errors.CheckpointError` naming the file when it is missing, damaged, unsafe
+    or not a Mozafari network."""
+    state = load_checkpoint(path, what="load_network", kind="Mozafari network file", required=("config", "weights"))
+    try:
+        config = MozafariConfig.from_dict(state["config"])
+    except (TypeError, ValueError, KeyError) as exc:
+        raise CheckpointError(f"load_network {path}: its configuration is not valid ({exc})") from exc
+    net = MozafariNet(config)
+    load_module_state(net, state["weights"], what="load_network", path=path)
     return net

@@ -420,17 +420,42 @@ class DASSDP:
 
     # ----------------------------------------------------------------- checkpoints
     def state_dict(self) -> dict[str, Any]:
-        return {"params": asdict(self.params), "epoch": self.epoch, "steps": self.steps,
-                "sites": {s.name: {"moments": s.moments.clone(), "gate": s.gate, "drift": s.drift}
-                          for s in self.sites}}
+        """What a checkpoint needs to resume: epoch, steps and, per site, the warm-up moments, the gate
+        and the drift. ``moments`` is ``[world, 6]``: under ``torch.distributed`` this is a collective
+        (every rank calls it) that gathers each rank's own warm-up moments, because each rank records
+        only its shard and the fit sums them once (:meth:`_fit`). Saving rank 0's alone made a resume
+        during the warm-up fit another gate."""
+        world = torch.distributed.get_world_size() if _dist_active() else 1
+        sites = {}
+        for s in self.sites:
+            moments = s.moments.reshape(1, 6).clone()
+            if world > 1:
+                mine = s.moments.to(s.weight.device)
+                parts = [torch.empty_like(mine) for _ in range(world)]
+                torch.distributed.all_gather(parts, mine)
+                moments = torch.stack([part.cpu() for part in parts])
+            sites[s.name] = {"moments": moments, "gate": s.gate, "drift": s.drift}
+        return {"params": asdict(self.params), "epoch": self.epoch, "steps": self.steps, "sites": sites}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
+    def load_state_dict(self, state: dict[str, Any], *, rank: int = 0, world: int = 1) -> None:
+        """Restore :meth:`state_dict`; rank ``rank`` of ``world`` gets back its own warm-up moments.
+
+        Resumed with another number of ranks, rank 0 takes the sum of all and the others start at zero:
+        the fitted gate sums over ranks, so it is the same up to rounding."""
         names = {s.name for s in self.sites}
         if set(state["sites"]) != names:
             raise ValueError(f"DA-SSDP checkpoint has sites {sorted(state['sites'])}, this run has {sorted(names)}")
         self.epoch, self.steps = int(state["epoch"]), int(state["steps"])
         for s in self.sites:
             saved = state["sites"][s.name]
-            s.moments = saved["moments"].clone().double()
+            moments = saved["moments"].double()
+            if moments.dim() == 1:  # a checkpoint written before moments were kept per rank
+                moments = moments[None]
+            if moments.shape[-1] != 6:
+                raise ValueError(f"DA-SSDP site {s.name!r}: moments must be [world, 6], got {tuple(moments.shape)}")
+            if moments.shape[0] == world:
+                s.moments = moments[rank].clone()
+            else:
+                s.moments = moments.sum(0) if rank == 0 else torch.zeros(6, dtype=torch.float64)
             s.gate = None if saved["gate"] is None else tuple(float(v) for v in saved["gate"])
             s.drift = float(saved["drift"])
