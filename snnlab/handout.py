@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from . import run
+from .errors import command_boundary
 from .utils import atomic_write_bytes
 
 FORMATS = ("html", "pdf", "ipynb")
@@ -558,6 +559,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="use each notebook's small metadata.snnlab.test_parameters (a fast check of the pipeline)")
     parser.add_argument("--keep-going", action="store_true", help="continue with the other notebooks after a failure")
     parser.add_argument("--no-progress", action="store_true", help="no per-cell progress bars")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the traceback of input errors too (as SNNLAB_DEBUG=1 does)")
     return parser
 
 
@@ -618,15 +621,13 @@ def _make_handouts(notebook, *, versions, formats, out, parameters, workdir, chr
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return _main(args)
-    except run.RunError as exc:
-        print(f"snnlab handout: {exc}", file=sys.stderr)
-        return exc.code
+    # HandoutError is a RunError, so a SnnlabError: the boundary prints it in one line.
+    return command_boundary("snnlab handout", lambda: _main(args), debug=args.debug)
 
 
 def _main(args) -> int:
     notebooks = run.resolve_notebooks(args.notebooks)
+    out = run.check_output_folder("--out", args.out)  # not after minutes of execution
     formats, versions = _expand(args.to, FORMATS), _expand(args.version, VERSIONS)
     chromium = None
     if "pdf" in formats:
@@ -636,7 +637,6 @@ def _main(args) -> int:
     params: dict[str, Any] = run.load_param_file(args.parameters_file) if args.parameters_file else {}
     params.update({name: run.parse_value(value) for name, value in args.parameter})
     plan = run.plan_parameters(notebooks, params)
-    out = Path(args.out)
     failures = []
     with tempfile.TemporaryDirectory(prefix="snnlab-handout-") as tmp:
         for i, notebook in enumerate(notebooks, 1):

@@ -467,7 +467,10 @@ def init_distributed(device_name: str) -> tuple[int, int, int, torch.device]:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local = int(os.environ.get("LOCAL_RANK", "0"))
-    dev = pick_device(device_name)
+    try:
+        dev = pick_device(device_name)
+    except (RuntimeError, ValueError) as exc:  # cuda asked for on a machine without it: the user's choice
+        raise UsageError(f"device: {exc}") from None
     if dev.type == "cuda":
         dev = torch.device("cuda", local if world > 1 else (dev.index or 0))
         torch.cuda.set_device(dev)
@@ -768,7 +771,7 @@ def run(cfg: dict, *, output_dir: str | os.PathLike | None = None, resume: str |
     steps_per_epoch = len(shard_batches(len(train_src), cfg["batch_size"], rank=rank, world=world, seed=cfg["seed"],
                                         epoch=0, shuffle=True, drop_last=True))
     if steps_per_epoch == 0:
-        raise ValueError(f"batch_size={cfg['batch_size']} x {world} process(es) exceeds the {len(train_src)} training samples")
+        raise ConfigError(f"batch_size={cfg['batch_size']} x {world} process(es) exceeds the {len(train_src)} training samples")
     total_steps = steps_per_epoch * cfg["epochs"]
     mean, std = _norm(cfg, dev)
     # Nothing is written before here, so a bad input leaves the output folder as it was; config.yaml and

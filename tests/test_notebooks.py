@@ -1,8 +1,9 @@
 """Every notebook: committed clean, shaped by the conventions, and run through `snnlab run`.
 
-nbval executes each notebook on its defaults (pytest collects ``notebooks/*.ipynb``); here each one
-runs again through the main job with its small ``test_parameters``, and once with a bad value that
-its validation cell must refuse.
+nbval executes each notebook on its defaults (pytest collects ``notebooks/*.ipynb``), except a
+notebook whose ``metadata.snnlab.suite_runs_defaults`` is false (its defaults run in ``make demo``; see
+conftest.py); here each one runs again through the main job with its small ``test_parameters``, and
+once with a bad value that its validation cell must refuse.
 """
 import ast
 import json
@@ -82,6 +83,9 @@ def test_notebook_runs_through_snnlab_run_with_test_parameters(path, tmp_path, f
     prefix = path.name[:2]
     assert list(figures_dir.glob(f"{prefix}_*.png")), f"{path.name} wrote no figure {prefix}_*.png"
     assert (tmp_path / "run_card.json").is_file()
+    record = json.loads((tmp_path / f"{path.stem}.results.json").read_text())   # its headline numbers
+    assert record["notebook"] == path.stem and record["results"]
+    assert record["parameters"] == params
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
@@ -96,7 +100,14 @@ def test_notebook_refuses_its_bad_parameter(path, tmp_path, capsys):
 @pytest.mark.parametrize("path", [p for p in NOTEBOOKS if "data_path" in run.declared_parameters(p)],
                          ids=lambda p: p.name)
 def test_notebook_missing_data_path_is_a_clear_error(path, tmp_path, capsys):
+    # 02 refuses a data_path with its default dataset (mnist5k reads no files) before looking for it
     argv = [str(path), "--out", str(tmp_path), "--no-progress", "-p", "data_path", "/no/such/folder"]
     assert run.main(argv) == 1
     err = capsys.readouterr().err
     assert "data_path" in err and "/no/such/folder" in err
+
+
+def test_only_notebook_02_skips_nbval_on_defaults_and_says_why():
+    skipping = [p.name for p in NOTEBOOKS if load(p).metadata["snnlab"].get("suite_runs_defaults") is False]
+    assert skipping == ["02_mozafari_rstdp.ipynb"]
+    assert "make demo" in load(NOTEBOOKS[2]).metadata["snnlab"]["defaults_note"]

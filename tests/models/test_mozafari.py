@@ -226,6 +226,50 @@ def test_trainer_horizon_changes_nothing_but_speed(digits):
     assert torch.equal(weights[0], weights[1]) and torch.equal(weights[0], weights[2])
 
 
+@pytest.fixture(scope="module")
+def mnist_few():
+    from snnlab.data import load_mnist5k_split
+
+    train = load_mnist5k_split(0).train
+    return train.x[:8], train.y[:8]
+
+
+@pytest.mark.parametrize("thresholds", [(15.0, 10.0), (38.0, 10.0)])
+def test_trainer_first_steps_change_nothing_but_speed_on_real_digits(mnist_few, thresholds, monkeypatch):
+    # FIRST_STEPS[1] (the first try of conv2) against the old 3 steps: bit-identical weights; and
+    # against the per-step reference: the same winners. A conv1 threshold of 38 makes conv1 sparse
+    # and the conv2 winners late (as a trained conv1 does), so the first try (steps 0..3), the
+    # second (4..5) and the whole recompute past the 6-step cache all occur.
+    import snnlab.models.mozafari as moz
+
+    x, y = mnist_few
+    cfg = MozafariConfig(thresholds=thresholds)
+    weights = {}
+    for first in (moz.FIRST_STEPS, (3, 3)):
+        monkeypatch.setattr(moz, "FIRST_STEPS", first)
+        net = MozafariNet(cfg, seed=8)
+        MozafariTrainer(net, x, y, x[:2], y[:2], epochs=(0, 1, 0), seed=8, progress=False).train_stdp_layer(2)
+        weights[first] = net.w2.clone()
+    monkeypatch.undo()
+    assert moz.FIRST_STEPS[1] != 3 and torch.equal(*weights.values())
+    net = MozafariNet(cfg, seed=8)
+    times0 = net.encode(x).to(torch.int64)
+    pre_all = net.layer_input_times(2, times0).to(torch.int64)
+    w_fast = w_ref = net.w2.clone()
+    last_steps = []
+    for n, i in enumerate(epoch_order(8, 8, 2, 0, True).tolist(), start=1):
+        a_plus, a_minus = scheduled_rates(n, cfg.schedule)
+        w_fast, win_fast, post = stdp_train_step(
+            w_fast, pre_all[i], threshold=thresholds[1], n_steps=T, k=8, radius=1, a_plus=a_plus, a_minus=a_minus,
+            bounds=cfg.stdp_bounds, first_steps=moz.FIRST_STEPS[1])
+        w_ref, win_ref = ref.reference_stdp_step(net, 2, w_ref, times0[i], a_plus, a_minus)
+        assert win_fast == win_ref
+        last_steps.append(max(post))
+    assert torch.allclose(w_fast, w_ref, atol=1e-6) and torch.allclose(weights[(3, 3)], w_ref, atol=1e-6)
+    if thresholds[0] > 15.0:
+        assert min(last_steps) <= 3 and {4, 5} & set(last_steps) and max(last_steps) >= 6
+
+
 def test_trainer_resume_equals_uninterrupted(digits, tmp_path):
     full = _trainer(digits, (1, 2, 3))
     full.run()
@@ -285,15 +329,10 @@ study = importlib.util.module_from_spec(_study_spec)
 _study_spec.loader.exec_module(study)
 
 
-def test_study_names_the_notebook_default_and_changes_one_thing_per_variant():
-    from snnlab.run import declared_parameters, parse_value
-
-    declared = declared_parameters(ROOT / "notebooks" / "02_mozafari_rstdp.ipynb")
-    params = {k: parse_value(v["default"]) for k, v in declared.items()}
-    _, changes, epochs, inner = study.VARIANTS[study.NOTEBOOK_DEFAULT]
-    assert changes == {} and inner == 28
-    assert epochs == (params["stdp_epochs_1"], params["stdp_epochs_2"], params["rstdp_epochs"])
-    assert study.DEFAULT_RSTDP.block == params["rstdp_block"]
+def test_digits_study_changes_one_thing_per_variant():
+    # notebook 02's defaults with dataset="digits" are the digits study's best validation variant
+    _, changes, epochs, inner = study.VARIANTS[study.DIGITS_DEFAULT]
+    assert changes == {} and inner == 28 and epochs == (8, 12, 60) and study.DEFAULT_RSTDP.block == 100
     x, _ = study.framed_digits(0, 28)[0]
     assert torch.equal(x, load_digits_split(0, size=28).train.x)        # the notebook's images, exactly
     base = study.VARIANTS["baseline"]
@@ -304,7 +343,7 @@ def test_study_names_the_notebook_default_and_changes_one_thing_per_variant():
 def test_study_script_quick_run_writes_json_and_table(tmp_path):
     out = tmp_path / "study.json"
     script = str(ROOT / "scripts" / "mozafari_study.py")
-    done = subprocess.run([sys.executable, script, "--quick", "--seeds", "0", "--variants", "baseline",
+    done = subprocess.run([sys.executable, script, "--dataset", "digits", "--quick", "--seeds", "0", "--variants", "baseline",
                            "22x22 in 28x28", "--jobs", "2", "--out", str(out)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(out.read_text())
@@ -322,11 +361,11 @@ def test_plot_study_draws_one_bar_per_variant():
     import matplotlib
 
     matplotlib.use("Agg")
-    summary = json.loads((ROOT / "results" / "mozafari_study.json").read_text())["summary"]
-    ax = plot_study(summary, highlight=study.NOTEBOOK_DEFAULT)
+    summary = json.loads((ROOT / "results" / "mozafari_study_digits.json").read_text())["summary"]
+    ax = plot_study(summary, highlight=study.DIGITS_DEFAULT)
     assert len(ax.patches) == len(summary) == len(study.VARIANTS)
     widths = [p.get_width() for p in ax.patches]
     assert widths == pytest.approx([row["test_mean"] for row in summary.values()])
     orange = [p for p in ax.patches if p.get_facecolor()[:3] == matplotlib.colors.to_rgb("tab:orange")]
-    assert len(orange) == 1 and orange[0].get_width() == pytest.approx(summary[study.NOTEBOOK_DEFAULT]["test_mean"])
+    assert len(orange) == 1 and orange[0].get_width() == pytest.approx(summary[study.DIGITS_DEFAULT]["test_mean"])
     matplotlib.pyplot.close("all")
