@@ -36,8 +36,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -235,21 +233,6 @@ def clean_notebook(nb):
 
 
 # --------------------------------------------------------------------------- execution
-@contextmanager
-def _environment(**values: str) -> Iterator[None]:
-    """Set environment variables for the kernels papermill starts, and restore them afterwards."""
-    old = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for name, value in old.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
 def _stage_student(source: Path, staged: Path) -> tuple[set[str], str]:
     """Write the student notebook to execute; return the names solutions define and the line added.
 
@@ -580,8 +563,8 @@ def make_handouts(notebook: Path, *, versions: list[str], formats: list[str], ou
     The kernels run headless (panels show their default figure), draw matplotlib figures inline
     whatever ``MPLBACKEND`` the caller has, and save figures under ``workdir``, not ``figures/``.
     """
-    with _environment(SNNLAB_HEADLESS="1", SNNLAB_FIGURES=str(workdir / "figures"),
-                      MPLBACKEND="module://matplotlib_inline.backend_inline"):
+    with run._kernel_environment(dict(SNNLAB_HEADLESS="1", SNNLAB_FIGURES=str(workdir / "figures"),
+                                      MPLBACKEND="module://matplotlib_inline.backend_inline")):
         return _make_handouts(notebook, versions=versions, formats=formats, out=out, parameters=parameters,
                               workdir=workdir, chromium=chromium, progress=progress)
 
