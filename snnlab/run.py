@@ -758,7 +758,11 @@ def _run_parallel(runs: list[Run], args) -> list[Outcome]:
 
     outcomes, total = [Outcome(run) for run in runs], len(runs)
     print(f"running {total} notebook runs, {args.jobs} at a time", flush=True)
-    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+    # each kernel gets its share of the cores: torch starts one thread per core, and N kernels each
+    # spinning that many threads on small tensors run several times slower than with their share
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    share = {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS") or str(max(1, cores // args.jobs))}
+    with _kernel_environment(share), ProcessPoolExecutor(max_workers=args.jobs) as pool:
         futures = {pool.submit(execute_run, run, progress=False): i for i, run in enumerate(runs)}
         for done, future in enumerate(as_completed(futures), 1):
             i = futures[future]

@@ -452,3 +452,26 @@ def test_stale_results_temporaries_of_dead_runs_are_removed(tmp_path):
         path.write_text("{}")
     assert sorted(run.remove_stale_runs(tmp_path)) == sorted(dead)
     assert alive.exists() and kept.exists()
+
+
+def test_parallel_runs_give_each_kernel_its_share_of_the_cores(tmp_path, monkeypatch):
+    """-j N: each kernel starts torch with cores // N threads (unless OMP_NUM_THREADS is set), so N
+    notebooks that each use 'all the cores' do not oversubscribe the machine."""
+    import os
+
+    import nbformat
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell("seed = 0")
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell(
+        "import torch\nfrom snnlab.results import record_results\nrecord_results('threads', n=torch.get_num_threads())")]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, tmp_path / "threads.ipynb")
+    out = tmp_path / "out"
+    assert run.main([str(tmp_path / "threads.ipynb"), "--grid", "seed=0,1", "-j", "2", "--out", str(out),
+                     "--no-progress"]) == 0
+    cores = len(os.sched_getaffinity(0))
+    assert [float(r["n"]) for r in read_csv(out / "results.csv")] == [max(1, cores // 2)] * 2
+    assert "OMP_NUM_THREADS" not in os.environ   # the runner's own environment is restored
