@@ -36,6 +36,7 @@ import math
 import os
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,7 @@ from .utils import (atomic_write_text, check_choice, check_float, check_int, pau
 
 DATASETS = ("digits", "mnist5k", "cifar10", "cifar100", "imagefolder", "cifar10dvs")
 FILELESS_DATASETS = ("digits", "mnist5k")  # shipped with a package: data_path would be ignored, so it is refused
+LR_SCHEDULES = ("step", "timm")  # see DEFAULTS["lr_schedule"], cosine_lr and timm_cosine_lr
 
 DEFAULTS: dict[str, Any] = {
     "model": "nano",            # ti | s | m | l | cifar | dvs | nano
@@ -67,12 +69,18 @@ DEFAULTS: dict[str, Any] = {
     "test_fraction": 0.1,       # cifar10dvs without train/test folders: held out for test
     "max_train_samples": 0,     # use only the first n training samples (0 = all): smoke tests, quick runs
     "max_eval_samples": 0,      # the same for validation and test
-    "epochs": 10,
+    "epochs": 10,               # warm-up + cosine; the run trains epochs + cooldown_epochs
     "batch_size": 64,           # per process
     "lr": 5.0e-4,
     "min_lr": 1.0e-5,
     "weight_decay": 0.01,
+    "lr_schedule": "step",      # step: set every optimizer step, warm-up lr/n .. lr over the warm-up steps, then
+                                #   cosine from lr (end of warm-up) to min_lr (end of `epochs`) |
+                                # timm: timm's CosineLRScheduler stepped per epoch, as the released SpikingResformer
+                                #   and DA-SSDP code: warm-up warmup_lr .. lr, cosine over all `epochs` (timm_cosine_lr)
     "warmup_epochs": 1,         # linear learning-rate warm-up before the cosine decay
+    "warmup_lr": 1.0e-5,        # lr_schedule timm: the learning rate of the first warm-up epoch
+    "cooldown_epochs": 0,       # epochs at min_lr after the `epochs` of the schedule
     "label_smoothing": 0.1,
     "mixup_alpha": 0.0,         # 0 = off
     "mixup_prob": 1.0,
@@ -87,24 +95,30 @@ DEFAULTS: dict[str, Any] = {
     "progress": True,
     "log_every": 1,             # DA-SSDP diagnostics every n steps
     "eval_batch_size": 256,
-    "dassdp": {
+    "dassdp": {                 # null: the variant's value (snnlab.plasticity.dassdp.variant_params)
         "enabled": False,
         "variant": "paper",     # released | paper
         "warmup_epochs": 1,
-        "a_plus": 1.5e-3,
-        "a_minus": 1.0e-4,
-        "sigma": 1.0,
-        "latency": "first",     # first | last
+        "a_plus": None,         # released and paper: 1.5e-3
+        "a_minus": None,        # released 5e-4, paper 1e-4
+        "sigma": None,          # 1.0 (time steps)
+        "latency": None,        # first | last (released)
         "gate": "fitted",       # fitted | constant (k = 0 control)
-        "sites": ["classifier", "dssa_proj"],
-        "dssa_tap": "layer",    # layer | block
+        "sites": None,          # [classifier, dssa_proj]
+        "dssa_tap": None,       # synapse (paper) | block (released)
+        "classifier_readout": None,   # time_mean (both variants) | any (positive at some step)
+        "gate_loss": None,      # sample (paper) | batch (released: the batch-mean loss per sample)
+        "dssa_silent_latency": None,  # T (paper) | zero (released)
+        "control": "none",      # none | random (dW replaced by seeded noise of the same norm)
         "ddp_sync": True,
     },
 }
 
+# CIFAR: the constants of the released SpikingResformer/DA-SSDP create_loader calls (for CIFAR-10 the widely
+# copied std 0.2023/0.1994/0.2010, not the per-pixel 0.247/0.2435/0.2616; for CIFAR-100 /255 of 0-255 values)
 MEAN_STD = {
-    "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
-    "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
+    "cifar10": ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)),
+    "cifar100": (tuple(v / 255 for v in (129.3, 124.1, 112.4)), tuple(v / 255 for v in (68.2, 65.4, 70.4))),
     "imagefolder": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
 }
 
@@ -165,8 +179,15 @@ def _set(cfg: dict, dotted: str, value: Any, where: str = "") -> None:
     *parents, leaf = dotted.split(".")
     for p in parents:
         node = node[p]
+    proto = flat[dotted]
+    if proto is None and parents == ["dassdp"]:
+        # null means "the variant's value": the type comes from the DA-SSDP parameters
+        from .plasticity.dassdp import DASSDPParams
+
+        proto = DASSDPParams.__dataclass_fields__[leaf].default
+        proto = list(proto) if isinstance(proto, tuple) else proto
     try:
-        node[leaf] = _coerce(dotted, value, flat[dotted])
+        node[leaf] = _coerce(dotted, value, proto)
     except ValueError as exc:
         raise ConfigError(f"{where}{exc}") from None
     except yaml.YAMLError as exc:
@@ -214,6 +235,11 @@ def load_config(path: str | os.PathLike | None = None, overrides: dict[str, Any]
     for key, value in (overrides or {}).items():
         _set(cfg, key, value)
     validate_config(cfg)
+    # a DA-SSDP key left null takes the variant's value; written out so the run card and --print-config
+    # say what ran
+    for key, value in asdict(dassdp_params(cfg)).items():
+        if key != "variant":
+            cfg["dassdp"][key] = list(value) if isinstance(value, tuple) else value
     return cfg
 
 
@@ -234,10 +260,11 @@ def _validate_config(cfg: dict) -> None:
     check_choice("dataset", cfg["dataset"], DATASETS)
     for key in ("T", "img_size", "epochs", "batch_size", "eval_batch_size", "log_every"):
         check_int(key, cfg[key], minimum=1)
-    for key in ("seed", "split_seed", "warmup_epochs", "workers", "crop_padding", "threads", "max_train_samples",
-                "max_eval_samples"):
+    for key in ("seed", "split_seed", "warmup_epochs", "cooldown_epochs", "workers", "crop_padding", "threads",
+                "max_train_samples", "max_eval_samples"):
         check_int(key, cfg[key], minimum=0)
-    for key in ("lr", "min_lr", "weight_decay", "label_smoothing", "mixup_alpha"):
+    check_choice("lr_schedule", cfg["lr_schedule"], LR_SCHEDULES)
+    for key in ("lr", "min_lr", "warmup_lr", "weight_decay", "label_smoothing", "mixup_alpha"):
         check_float(key, cfg[key], minimum=0.0)
     check_float("label_smoothing", cfg["label_smoothing"], maximum=0.99)
     check_float("mixup_prob", cfg["mixup_prob"], minimum=0.0, maximum=1.0)
@@ -460,6 +487,46 @@ def cosine_lr(step: int, *, total: int, warmup: int, lr: float, min_lr: float) -
         return lr * (step + 1) / warmup
     progress = min(1.0, (step - warmup) / max(1, total - warmup))
     return min_lr + 0.5 * (lr - min_lr) * (1.0 + math.cos(math.pi * progress))
+
+
+def timm_cosine_lr(epoch: int, *, epochs: int, warmup: int, warmup_lr: float, lr: float, min_lr: float) -> float:
+    """The learning rate of epoch ``epoch`` (0-based) under the released SpikingResformer/DA-SSDP scheduler.
+
+    They call timm ``create_scheduler_v2(optimizer, sched='cosine', num_epochs=epochs, cooldown_epochs=10,
+    min_lr=1e-5, warmup_lr=1e-5, warmup_epochs=3)`` and ``lr_scheduler.step(epoch + 1)`` after each epoch.
+    What timm does with that (read in huggingface/pytorch-image-models, timm/scheduler/scheduler_factory.py
+    ``create_scheduler_v2`` and timm/scheduler/cosine_lr.py ``CosineLRScheduler._get_lr``): a
+    CosineLRScheduler(t_initial=epochs, lr_min=min_lr, warmup_t=warmup, warmup_lr_init=warmup_lr,
+    warmup_prefix=False, cycle_limit=1, t_in_epochs=True); its constructor sets the lr to warmup_lr, so epoch 0
+    trains at warmup_lr, and epoch t at ``_get_lr(t)``:
+
+    * t < warmup: ``warmup_lr + t * (lr - warmup_lr) / warmup`` (never reaches lr inside the warm-up);
+    * warmup <= t < epochs: ``min_lr + (lr - min_lr) * (1 + cos(pi * t / epochs)) / 2``; with
+      warmup_prefix False, t is *not* shifted by the warm-up: the cosine spans all ``epochs`` and the warm-up
+      overwrites its first epochs;
+    * t >= epochs (cycle index 1 >= cycle_limit): ``min_lr``.
+
+    ``cooldown_epochs`` does not enter the scheduler: create_scheduler_v2 only returns
+    ``epochs + cooldown_epochs`` as the suggested run length (timm's own train.py loops that long). The released
+    code discards it (``lr_scheduler, _ = create_scheduler_v2(...)``) and loops ``range(args.epochs)``, so its
+    runs train no cooldown epoch. Per-iteration updates (``step_update``) are a no-op with t_in_epochs.
+    """
+    if epoch < warmup:
+        return warmup_lr + epoch * (lr - warmup_lr) / warmup
+    if epoch >= epochs:
+        return min_lr
+    return min_lr + 0.5 * (lr - min_lr) * (1.0 + math.cos(math.pi * epoch / epochs))
+
+
+def scheduled_lr(cfg: dict, epoch: int, step_in_epoch: int, steps_per_epoch: int) -> float:
+    """The learning rate of one optimizer step under ``cfg['lr_schedule']``; epochs past ``cfg['epochs']``
+    (the ``cooldown_epochs``) get ``min_lr`` under both schedules. A pure function of the position, so a
+    resumed run continues the schedule exactly."""
+    if cfg["lr_schedule"] == "timm":
+        return timm_cosine_lr(epoch, epochs=cfg["epochs"], warmup=cfg["warmup_epochs"], warmup_lr=cfg["warmup_lr"],
+                              lr=cfg["lr"], min_lr=cfg["min_lr"])
+    return cosine_lr(epoch * steps_per_epoch + step_in_epoch, total=steps_per_epoch * cfg["epochs"],
+                     warmup=cfg["warmup_epochs"] * steps_per_epoch, lr=cfg["lr"], min_lr=cfg["min_lr"])
 
 
 # =========================================================================== distributed
@@ -690,7 +757,8 @@ def run(cfg: dict, *, output_dir: str | os.PathLike | None = None, resume: str |
     Usable from Python (the notebook and the study call it) as well as from the CLI. With
     ``return_model`` the trained model and the DA-SSDP component are added under ``"model"`` and
     ``"dassdp"`` (not written to disk). ``stop_after_epochs`` ends this call after that many epochs
-    (the schedule still spans ``cfg['epochs']``): a time-boxed job, continued later with ``resume``.
+    (the schedule still spans ``cfg['epochs'] + cfg['cooldown_epochs']``): a time-boxed job, continued later
+    with ``resume``.
     """
     validate_config(cfg)
     out = Path(output_dir) if output_dir is not None else None
@@ -748,7 +816,7 @@ def run(cfg: dict, *, output_dir: str | os.PathLike | None = None, resume: str |
     if cfg["dassdp"]["enabled"]:
         from .plasticity.dassdp import DASSDP
 
-        plast = DASSDP(model, dassdp_params(cfg))
+        plast = DASSDP(model, dassdp_params(cfg), seed=cfg["seed"])
 
     start_epoch, history, best = 0, [], {"epoch": -1, "val_acc": -1.0, "test_acc": None}
     if ckpt is not None:
@@ -772,7 +840,7 @@ def run(cfg: dict, *, output_dir: str | os.PathLike | None = None, resume: str |
                                         epoch=0, shuffle=True, drop_last=True))
     if steps_per_epoch == 0:
         raise ConfigError(f"batch_size={cfg['batch_size']} x {world} process(es) exceeds the {len(train_src)} training samples")
-    total_steps = steps_per_epoch * cfg["epochs"]
+    total_epochs = cfg["epochs"] + cfg["cooldown_epochs"]  # the schedule's epochs, then the cooldown at min_lr
     mean, std = _norm(cfg, dev)
     # Nothing is written before here, so a bad input leaves the output folder as it was; config.yaml and
     # the run card are written with the first committed epoch.
@@ -787,7 +855,7 @@ def run(cfg: dict, *, output_dir: str | os.PathLike | None = None, resume: str |
     from tqdm.auto import tqdm
 
     t_start = time.time()
-    last_epoch = cfg["epochs"] if stop_after_epochs is None else min(cfg["epochs"], start_epoch + stop_after_epochs)
+    last_epoch = total_epochs if stop_after_epochs is None else min(total_epochs, start_epoch + stop_after_epochs)
     for epoch in range(start_epoch, last_epoch):
         ddp_model.train()
         if plast is not None:
@@ -800,12 +868,11 @@ def run(cfg: dict, *, output_dir: str | os.PathLike | None = None, resume: str |
         step_lines = []
         t0 = time.time()
         bar = tqdm(train_src.batches(batches, cfg["workers"]), total=len(batches),
-                   desc=f"epoch {epoch + 1}/{cfg['epochs']}", disable=not (cfg["progress"] and main_proc),
+                   desc=f"epoch {epoch + 1}/{total_epochs}", disable=not (cfg["progress"] and main_proc),
                    leave=False)
         for i, (x, y) in enumerate(bar):
             gstep = epoch * steps_per_epoch + i
-            lr = cosine_lr(gstep, total=total_steps, warmup=cfg["warmup_epochs"] * steps_per_epoch,
-                           lr=cfg["lr"], min_lr=cfg["min_lr"])
+            lr = scheduled_lr(cfg, epoch, i, steps_per_epoch)
             for g in opt.param_groups:
                 g["lr"] = lr
             x, y = x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
@@ -862,7 +929,7 @@ def run(cfg: dict, *, output_dir: str | os.PathLike | None = None, resume: str |
         if improved:
             best = {"epoch": epoch, "val_acc": val["acc"], "test_acc": test["acc"]}
         if main_proc and cfg["progress"]:
-            print(f"epoch {epoch + 1}/{cfg['epochs']}: loss {row['train_loss']:.4f} train {row['train_acc']:.2f}% "
+            print(f"epoch {epoch + 1}/{total_epochs}: loss {row['train_loss']:.4f} train {row['train_acc']:.2f}% "
                   f"val {val['acc']:.2f}% test {test['acc']:.2f}% ({train_time:.1f} s)", flush=True)
         pause_point("train:epoch-end")
         if out is not None:
@@ -925,12 +992,12 @@ if __name__ == "__main__":  # pragma: no cover
 # =========================================================================== paired replication
 CONDITIONS: dict[str, dict[str, Any]] = {
     "baseline": {"dassdp.enabled": False},
-    "released": {"dassdp.enabled": True, "dassdp.variant": "released", "dassdp.a_minus": 5e-4,
-                 "dassdp.latency": "last", "dassdp.dssa_tap": "block", "dassdp.gate": "fitted"},
-    "paper": {"dassdp.enabled": True, "dassdp.variant": "paper", "dassdp.a_minus": 1e-4,
-              "dassdp.latency": "first", "dassdp.dssa_tap": "layer", "dassdp.gate": "fitted"},
-    "k0": {"dassdp.enabled": True, "dassdp.variant": "paper", "dassdp.a_minus": 1e-4,
-           "dassdp.latency": "first", "dassdp.dssa_tap": "layer", "dassdp.gate": "constant"},
+    "released": {"dassdp.enabled": True, "dassdp.variant": "released", "dassdp.gate": "fitted"},
+    "paper": {"dassdp.enabled": True, "dassdp.variant": "paper", "dassdp.gate": "fitted"},
+    # the dopamine signal removed (G = 1), and the update's structure removed (noise of dW's norm)
+    "k0": {"dassdp.enabled": True, "dassdp.variant": "paper", "dassdp.gate": "constant"},
+    "random": {"dassdp.enabled": True, "dassdp.variant": "paper", "dassdp.gate": "fitted",
+               "dassdp.control": "random"},
 }
 
 
@@ -946,8 +1013,26 @@ def bootstrap_ci(diffs, *, n_boot: int = 10_000, level: float = 0.95, seed: int 
     return float(d.mean()), float(lo), float(hi)
 
 
+def _study_run(condition: str, cfg: dict) -> dict:
+    """One run of :func:`paired_study` (a top-level function, so a process pool can call it)."""
+    res = run(cfg, return_model=True)
+    plast = res.pop("dassdp")
+    model = res.pop("model")
+    last = res["history"][-1]
+    return {"condition": condition, "seed": cfg["seed"], "reported_test_acc": res["reported_test_acc"],
+            "selected_epoch": res["selected_epoch"], "selected_val_acc": res["selected_val_acc"],
+            "last_test_acc": res["last_test_acc"],
+            "val_curve": [h["val_acc"] for h in res["history"]],
+            "step_seconds": float(np.mean([h["step_seconds"] for h in res["history"]])),
+            "diagnostics": {k[len("dassdp/"):]: v for k, v in last.items() if k.startswith("dassdp/")},
+            "diag_curves": {k[len("dassdp/"):]: [h.get(k) for h in res["history"]]
+                            for k in last if k.startswith("dassdp/")},
+            "gate": {s.name: s.gate for s in plast.sites} if plast is not None else None,
+            "classifier_norm": float(model.classifier.weight.detach().norm())}
+
+
 def paired_study(base_overrides: dict[str, Any], *, seeds, conditions=tuple(CONDITIONS), config=None,
-                 progress: bool = True, on_result=None, done: list[dict] | None = None) -> dict:
+                 progress: bool = True, on_result=None, done: list[dict] | None = None, jobs: int = 1) -> dict:
     """Train every condition for every seed (paired: one seed = one initialisation, data order and split
     for all conditions) and summarise the test accuracy chosen on validation.
 
@@ -955,34 +1040,43 @@ def paired_study(base_overrides: dict[str, Any], *, seeds, conditions=tuple(COND
     "summary": {condition: {mean, sd, n, diff_mean, diff_lo, diff_hi}}}`` (differences against
     ``baseline``, 95 % bootstrap CI and paired-t CI). ``on_result(study_so_far)`` is called after each
     run. ``done``: runs of an earlier, interrupted or shorter study with the same settings; their
-    (seed, condition) pairs are kept and not trained again.
+    (seed, condition) pairs are kept and not trained again. ``jobs`` > 1 trains that many runs at once
+    in worker processes (give each ``threads: 1``); the results do not depend on it.
     """
     from tqdm.auto import tqdm
 
+    check_int("jobs", jobs, minimum=1)
     unknown = set(conditions) - set(CONDITIONS)
     if unknown:
         raise ValueError(f"conditions: unknown {sorted(unknown)}; choose from {list(CONDITIONS)}")
     runs = list(done or [])
     have = {(r["seed"], r["condition"]) for r in runs}
-    jobs = [(s, c) for s in seeds for c in conditions if (s, c) not in have]
-    for seed, cond in tqdm(jobs, desc="paired runs", disable=not progress):
-        cfg = load_config(config, {**base_overrides, **CONDITIONS[cond], "seed": seed, "progress": False})
-        res = run(cfg, return_model=True)
-        plast = res.pop("dassdp")
-        model = res.pop("model")
-        last = res["history"][-1]
-        runs.append({"condition": cond, "seed": seed, "reported_test_acc": res["reported_test_acc"],
-                     "selected_epoch": res["selected_epoch"], "last_test_acc": res["last_test_acc"],
-                     "val_curve": [h["val_acc"] for h in res["history"]],
-                     "step_seconds": float(np.mean([h["step_seconds"] for h in res["history"]])),
-                     "diagnostics": {k[len("dassdp/"):]: v for k, v in last.items() if k.startswith("dassdp/")},
-                     "diag_curves": {k[len("dassdp/"):]: [h.get(k) for h in res["history"]]
-                                     for k in last if k.startswith("dassdp/")},
-                     "gate": {s.name: s.gate for s in plast.sites} if plast is not None else None,
-                     "classifier_norm": float(model.classifier.weight.detach().norm())})
-        study = {"runs": runs, "summary": summarise_study(runs)}
+    todo = [(s, c) for s in seeds for c in conditions if (s, c) not in have]
+    cfgs = []
+    for seed, cond in todo:
+        cfgs.append((cond, load_config(config, {**base_overrides, **CONDITIONS[cond], "seed": seed,
+                                                "progress": False})))
+
+    def record(row):
+        runs.append(row)
+        runs.sort(key=lambda r: (r["seed"], list(CONDITIONS).index(r["condition"])))
         if on_result is not None:
-            on_result(study)
+            on_result({"runs": runs, "summary": summarise_study(runs)})
+
+    bar = tqdm(total=len(cfgs), desc="paired runs", disable=not progress)
+    if jobs == 1:
+        for cond, cfg in cfgs:
+            record(_study_run(cond, cfg))
+            bar.update(1)
+    else:
+        import concurrent.futures as cf
+        import multiprocessing
+
+        with cf.ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            for fut in cf.as_completed([pool.submit(_study_run, cond, cfg) for cond, cfg in cfgs]):
+                record(fut.result())
+                bar.update(1)
+    bar.close()
     return {"runs": runs, "summary": summarise_study(runs)}
 
 

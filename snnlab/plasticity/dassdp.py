@@ -2,7 +2,9 @@
 
 For a weight ``W`` [C_out, C_in] (a linear layer or a 1x1 convolution) and a batch of B samples, each
 sample b gives, per unit, a spike indicator (did it fire in the T steps) and a latency (step index of
-its first -- or, as the released code does, its last -- spike; T when silent)::
+its first -- or, as the released code does, its last -- spike; T when silent). At a 1x1 convolution
+read per position (``dssa_tap="synapse"``) every position p is a synapse of the shared weight, and
+b runs over (sample, position) pairs::
 
     l_boi   = post_bo pre_bi                                   coincidence
     g_boi   = exp(-(t_post_bo - t_pre_bi)^2 / (2 sigma^2))     timing kernel (sigma in time steps)
@@ -14,14 +16,39 @@ its first -- or, as the released code does, its last -- spike; T when silent)::
 During ``warmup_epochs`` nothing is added; the pairs (S_b, loss_b) are summarised by their moments.
 At the first step after warm-up the gate is fitted once: ``k = -corr(S, loss)``, ``mu_S``, ``sd_S``.
 
-Reference: DA-SSDP (TMLR; arXiv:2512.07194) and its public code. ``variant="released"`` behaves as
-the public code (last-spike latency, A- = A_b = 5e-4, sites: classifier + the 1x1 output projection
-of the first DSSA block of the last stage, read at the DSSA *block* input/output);
-``variant="paper"`` follows the text (first-spike latency, A- = 1e-4, the projection's own input
-spikes and output). Known defects of the public code are options here, fixed by default: the
-"first-spike" latency that is the last spike (``latency``), the DSSA tap at which pre-units are almost
-always active so dW is a near-uniform positive drift (``dssa_tap``), and replicas that drift apart
-under DDP (``ddp_sync``). The paper's learnable sigma is kept fixed (a hyperparameter, not a weight).
+Reference: DA-SSDP (TMLR; arXiv:2512.07194) and its public code (NeuroSyd/DA-SSDP,
+``SSDP-V5/model/train.py`` and ``models/spikingresformer.py``).
+
+``variant="released"`` is the public code, line for line where it decides a number:
+
+* classifier site: ``pre = (x.mean(0) > 0)`` of the pooled features and ``post = (logits.mean(0) > 0)``
+  (``classifier_readout="time_mean"``); latencies from the per-step signs, T when silent;
+* DSSA site: the first DSSA block of the last stage, read at the *block* input and output, a channel
+  "spiking" when positive anywhere on its map (``dssa_tap="block"``); latency
+  ``cumsum(0).argmax(0)``, i.e. the *last* spike (``latency="last"``), and 0 for a silent unit, the
+  argmax of an all-zero cumsum (``dssa_silent_latency="zero"``);
+* gate data: the *batch-mean* loss repeated once per sample (``gate_loss="batch"``), so k correlates each
+  sample's synchrony with its batch's loss; A- = A_b = 5e-4.
+
+``variant="paper"`` follows the text. The sentences it rests on (arXiv:2512.07194, abstract): "The rule
+stores only binary spike indicators and first-spike latencies with a Gaussian kernel" -> indicators are
+spikes of spiking neurons and latencies are first spikes (``latency="first"``); "minor weight
+adjustments driven by concurrent spike firing" -> a coincidence is a pre- and a post-synaptic neuron
+that both fire, so at the DSSA projection (a 1x1 convolution, one synapse per position) pre is the
+LIF that feeds ``W_proj`` and post the LIF that reads its output (the next block's input LIF), compared
+position by position (``dssa_tap="synapse"``); the per-sample loss is paired with the per-sample
+synchrony (``gate_loss="sample"``); A- = 1e-4 (the text's value). The classifier's input in this
+architecture is a time series of pooled real values, not spikes, and the text gives no rule for it; the
+paper variant takes the released code's reading (``classifier_readout="time_mean"``), which marks about
+half the units active. Reading "fired at least once" as "positive at some step" (``"any"``) marks 70-94%
+of them and pushes every classifier weight up (cumulative mean dW +0.15 in a 4-epoch nano run on
+mnist5k, about 7 times the initial weights' sd): the uniform drift this module avoids elsewhere. The
+paper's learnable sigma is kept fixed (a hyperparameter, not a weight).
+
+Under DDP the released code lets replicas drift apart; ``ddp_sync`` (on in both variants) all-reduces
+the statistics so every rank adds the same dW. ``control="random"`` replaces each dW by a random matrix
+of the same Frobenius norm (seeded): the control that keeps the size of the perturbation and removes
+its structure.
 
 Used by ``snnlab train`` (``dassdp:`` config section) and notebook 03_da_ssdp_spikingresformer.
 """
@@ -39,7 +66,11 @@ from ..utils import check_choice, check_float, check_int
 VARIANTS = ("released", "paper")
 LATENCIES = ("first", "last")
 GATES = ("fitted", "constant")
-TAPS = ("block", "layer")
+TAPS = ("block", "synapse")
+READOUTS = ("any", "time_mean")
+GATE_LOSSES = ("sample", "batch")
+SILENT_LATENCIES = ("T", "zero")
+CONTROLS = ("none", "random")
 
 
 # --------------------------------------------------------------------------- pure functions
@@ -96,16 +127,19 @@ def dopamine_gate(synchrony: torch.Tensor, k: float, mu: float, sd: float) -> to
     return (1.0 + float(k) * (s - float(mu)) / float(sd)).clamp(0.0, 2.0)
 
 
-def spike_latency(spikes: torch.Tensor, mode: str = "first") -> torch.Tensor:
-    """Latency (time-step index) of each unit's first or last spike; ``T`` for a silent unit.
+def spike_latency(spikes: torch.Tensor, mode: str = "first", *, silent: str = "T") -> torch.Tensor:
+    """Latency (time-step index) of each unit's first or last spike.
 
     Args:
         spikes: ``[T, ...]`` spike indicators (anything > 0 counts as a spike).
         mode: ``"first"`` (the paper) or ``"last"`` (what the released ``cumsum().argmax()`` computes).
+        silent: the latency of a unit that never fires: ``"T"`` (after the window) or ``"zero"`` (what
+            ``cumsum().argmax()`` of an all-zero column gives, at the released DSSA site).
     Returns:
         float tensor ``[...]``.
     """
     check_choice("mode", mode, LATENCIES)
+    check_choice("silent", silent, SILENT_LATENCIES)
     s = spikes > 0
     T = s.shape[0]
     steps = torch.arange(T, device=s.device).view(T, *([1] * (s.dim() - 1)))
@@ -114,6 +148,8 @@ def spike_latency(spikes: torch.Tensor, mode: str = "first") -> torch.Tensor:
     else:
         t = torch.where(s, steps, -1).amax(0)
         t = torch.where(t < 0, T, t)
+    if silent == "zero":
+        t = torch.where(s.any(0), t, 0)
     return t.float()
 
 
@@ -195,8 +231,15 @@ class DASSDPParams:
         ``"constant"`` (k = 0, G = 1: the control that removes the dopamine signal).
         sites: ``"classifier"``, ``"dssa_proj"`` (1x1 output projection of the first DSSA block of the
         last stage) or dotted module names of other ``Linear`` / 1x1 ``Conv2d`` layers.
-        dssa_tap: where the ``dssa_proj`` site reads spikes: ``"layer"`` (the projection's own input and
-        output) or ``"block"`` (the DSSA block's input/output, as released).
+        dssa_tap: where the ``dssa_proj`` site reads spikes: ``"synapse"`` (pre: the LIF feeding the
+        projection; post: the LIF reading it, i.e. the next block's input neuron; per position) or
+        ``"block"`` (the DSSA block's input/output, positive anywhere on the map, as released).
+        classifier_readout: the classifier's indicators: ``"any"`` (positive at some step) or
+        ``"time_mean"`` (time-averaged input / logits positive, as released).
+        gate_loss: the loss paired with each sample's synchrony in the warm-up: ``"sample"`` (its own)
+            or ``"batch"`` (the batch mean, repeated, as released).
+        dssa_silent_latency: latency of a silent unit at the ``dssa_proj`` site, ``"T"`` or ``"zero"`` (released).
+        control: ``"none"`` or ``"random"`` (each dW replaced by seeded noise of the same norm).
         ddp_sync: all-reduce statistics and updates so every rank applies the same dW.
         variant: the name the defaults came from (for the record).
     """
@@ -208,7 +251,11 @@ class DASSDPParams:
     latency: str = "first"
     gate: str = "fitted"
     sites: tuple[str, ...] = ("classifier", "dssa_proj")
-    dssa_tap: str = "layer"
+    dssa_tap: str = "synapse"
+    classifier_readout: str = "time_mean"
+    gate_loss: str = "sample"
+    dssa_silent_latency: str = "T"
+    control: str = "none"
     ddp_sync: bool = True
     variant: str = "paper"
 
@@ -220,6 +267,10 @@ class DASSDPParams:
         check_choice("latency", self.latency, LATENCIES)
         check_choice("gate", self.gate, GATES)
         check_choice("dssa_tap", self.dssa_tap, TAPS)
+        check_choice("classifier_readout", self.classifier_readout, READOUTS)
+        check_choice("gate_loss", self.gate_loss, GATE_LOSSES)
+        check_choice("dssa_silent_latency", self.dssa_silent_latency, SILENT_LATENCIES)
+        check_choice("control", self.control, CONTROLS)
         check_choice("variant", self.variant, VARIANTS)
         if not isinstance(self.ddp_sync, bool):
             raise ValueError(f"ddp_sync must be a bool, got {self.ddp_sync!r}")
@@ -229,8 +280,10 @@ class DASSDPParams:
 
 _VARIANT_DEFAULTS = {
     "released": dict(a_plus=1.5e-3, a_minus=5e-4, sigma=1.0, latency="last", dssa_tap="block",
+                     classifier_readout="time_mean", gate_loss="batch", dssa_silent_latency="zero",
                      sites=("classifier", "dssa_proj")),
-    "paper": dict(a_plus=1.5e-3, a_minus=1e-4, sigma=1.0, latency="first", dssa_tap="layer",
+    "paper": dict(a_plus=1.5e-3, a_minus=1e-4, sigma=1.0, latency="first", dssa_tap="synapse",
+                  classifier_readout="time_mean", gate_loss="sample", dssa_silent_latency="T",
                   sites=("classifier", "dssa_proj")),
 }
 
@@ -254,21 +307,49 @@ def _dist_active() -> bool:
 
 
 class _Site:
-    """One plastic weight: the layer that owns it and the module whose input/output are read."""
+    """One plastic weight, where its pre- and post-synaptic signals are read, and how.
 
-    def __init__(self, name: str, weight: torch.Tensor, tap: nn.Module):
-        self.name, self.weight, self.tap = name, weight, tap
-        self.record: tuple[torch.Tensor, torch.Tensor] | None = None  # (pre_seq, post_seq) [T, B, C]
+    ``pre_tap``/``post_tap`` are ``(module, "input" | "output")``. ``readout`` turns a recorded activity
+    into ``(seq [T, N, C] bool, indicator [N, C] float)`` with N = B rows, or B x positions rows for
+    ``"position"``: ``"any"`` (positive at some step; a conv map positive anywhere), ``"time_mean"``
+    (time-averaged value positive, the released classifier) or ``"position"`` (each position its own row)."""
+
+    def __init__(self, name: str, weight: torch.Tensor, pre_tap, post_tap, *, readout: str = "any",
+                 silent: str = "T"):
+        self.name, self.weight = name, weight
+        self.pre_tap, self.post_tap = pre_tap, post_tap
+        self.readout, self.silent = readout, silent
+        self.pre: tuple[torch.Tensor, torch.Tensor] | None = None    # (seq, indicator)
+        self.post: tuple[torch.Tensor, torch.Tensor] | None = None
         self.drift = 0.0                                                # cumulative mean of applied dW
         self.moments = torch.zeros(6, dtype=torch.float64)              # GateMoments during warm-up
         self.gate: tuple[float, float, float] | None = None             # (k, mu, sd) once fitted
 
 
-def _unit_spikes(x: torch.Tensor) -> torch.Tensor:
-    """[T, B, C] or [T, B, C, H, W] activity -> [T, B, C] booleans: 'unit C fired at step t' means a
-    positive value anywhere on its map (the released convention, so 1x1 convs read as channels)."""
-    pos = x.detach() > 0
-    return pos.flatten(3).any(-1) if pos.dim() == 5 else pos
+def _readout(x: torch.Tensor, readout: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """``[T, B, C]`` or ``[T, B, C, H, W]`` activity -> ``(seq [T, N, C] bool, indicator [N, C] float)``."""
+    x = x.detach()
+    pos = x > 0
+    if readout == "position":
+        if pos.dim() != 5:
+            raise ValueError(f"a per-position readout needs [T, B, C, H, W] activity, got {tuple(x.shape)}")
+        T, B, C = pos.shape[:3]
+        seq = pos.flatten(3).permute(0, 1, 3, 2).reshape(T, -1, C)   # rows: sample-major, then position
+        return seq, seq.any(0).float()
+    if pos.dim() == 5:   # a channel "fires" when positive anywhere on its map (the released convention)
+        pos = pos.flatten(3).any(-1)
+        x = None
+    if readout == "time_mean":
+        if x is None:
+            raise ValueError("the time-mean readout is defined for [T, B, C] activity")
+        return pos, (x.float().mean(0) > 0).float()
+    return pos, pos.any(0).float()
+
+
+def _first_neuron(module: nn.Module) -> nn.Module | None:
+    from spikingjelly.activation_based import neuron
+
+    return next((m for m in module.modules() if isinstance(m, neuron.BaseNode)), None)
 
 
 class DASSDP:
@@ -276,7 +357,7 @@ class DASSDP:
 
     Use::
 
-        plast = DASSDP(model, variant_params("paper", warmup_epochs=5))
+        plast = DASSDP(model, variant_params("paper", warmup_epochs=5), seed=0)
         for epoch ...:
             plast.set_epoch(epoch)
             for x, y in batches:
@@ -285,46 +366,62 @@ class DASSDP:
                 diag = plast.step(loss_b)                 # after the optimizer step
 
     Spikes are recorded only in training mode. Under ``torch.distributed`` the gate moments and the
-    per-site sums are all-reduced, so every rank fits the same gate and adds the same dW.
+    per-site sums are all-reduced, so every rank fits the same gate and adds the same dW. ``seed``
+    drives only ``control="random"``.
     """
 
-    def __init__(self, model: nn.Module, params: DASSDPParams):
+    def __init__(self, model: nn.Module, params: DASSDPParams, *, seed: int = 0):
         if not isinstance(params, DASSDPParams):
             raise ValueError(f"params must be DASSDPParams, got {type(params).__name__}")
         self.params = params
         self.model = model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
         self.epoch = 0
         self.steps = 0
+        self.rng = torch.Generator().manual_seed(check_int("seed", seed, minimum=0))
         self.sites: list[_Site] = [self._resolve(name) for name in params.sites]
-        self._handles = [s.tap.register_forward_hook(self._make_hook(s)) for s in self.sites]
+        self._handles = []
+        for s in self.sites:
+            for which in ("pre", "post"):
+                module, side = getattr(s, f"{which}_tap")
+                self._handles.append(module.register_forward_hook(self._make_hook(s, which, side)))
 
     # ----------------------------------------------------------------- sites
     def _resolve(self, name: str) -> _Site:
-        model = self.model
+        model, p = self.model, self.params
         if name == "dssa_proj":
             from ..models.spikingresformer import DSSA
 
-            last = getattr(model, "stages", None)
-            blocks = [m for m in last[-1] if isinstance(m, DSSA)] if last is not None else []
-            if not blocks:
+            stages = getattr(model, "stages", None)
+            last = list(stages[-1]) if stages is not None else []
+            where = [i for i, m in enumerate(last) if isinstance(m, DSSA)]
+            if not where:
                 raise ValueError("sites: 'dssa_proj' needs a SpikingResformer whose last stage has a DSSA block")
-            block = blocks[0]
-            tap = block if self.params.dssa_tap == "block" else block.proj
-            return _Site(name, block.proj.weight, tap)
+            block = last[where[0]]
+            if p.dssa_tap == "block":
+                return _Site(name, block.proj.weight, (block, "input"), (block, "output"),
+                             silent=p.dssa_silent_latency)
+            # the post-synaptic neurons of W_proj: the first LIF that reads the block's output
+            reader = _first_neuron(last[where[0] + 1]) if where[0] + 1 < len(last) else None
+            if reader is None:
+                raise ValueError("sites: 'dssa_proj' with dssa_tap 'synapse' needs a spiking block after the DSSA "
+                                 "block in the last stage (its input neurons read the projection)")
+            return _Site(name, block.proj.weight, (block.proj, "input"), (reader, "output"), readout="position",
+                         silent=p.dssa_silent_latency)
         try:
             module = model.get_submodule(name)
         except AttributeError as exc:
             raise ValueError(f"sites: the model has no module {name!r}") from exc
+        readout = p.classifier_readout if name == "classifier" else "any"
         if isinstance(module, nn.Linear):
-            return _Site(name, module.weight, module)
+            return _Site(name, module.weight, (module, "input"), (module, "output"), readout=readout)
         if isinstance(module, nn.Conv2d) and tuple(module.kernel_size) == (1, 1) and module.groups == 1:
-            return _Site(name, module.weight, module)
+            return _Site(name, module.weight, (module, "input"), (module, "output"))
         raise ValueError(f"sites: {name!r} is a {type(module).__name__}; DA-SSDP acts on Linear or 1x1 Conv2d weights")
 
-    def _make_hook(self, site: _Site):
+    def _make_hook(self, site: _Site, which: str, side: str):
         def hook(module, inputs, output):
             if module.training:
-                site.record = (_unit_spikes(inputs[0]), _unit_spikes(output))
+                setattr(site, which, _readout(inputs[0] if side == "input" else output, site.readout))
         return hook
 
     def remove(self) -> None:
@@ -360,59 +457,71 @@ class DASSDP:
         """Apply one DA-SSDP step (call right after ``optimizer.step()``).
 
         Args:
-            loss_per_sample: the batch's per-sample losses ``[B]`` (used to fit the gate in warm-up).
+            loss_per_sample: the batch's per-sample losses ``[B]`` (the gate's warm-up data: each sample's
+                own, or their mean for every sample with ``gate_loss="batch"``).
         Returns:
             diagnostics: ``<site>/k``, ``/mu_S``, ``/sd_S``, ``/S``, ``/pre_rate``, ``/post_rate``,
+            ``/post_unit_sd`` (sd over post units of their firing fraction: 0 when every unit does the same),
             ``/dw_abs`` (mean |dW|), ``/dw_mean``, ``/drift`` (cumulative mean of applied dW), ``/gate``.
         """
         p = self.params
         loss = loss_per_sample.detach().float().flatten()
+        if p.gate_loss == "batch":
+            loss = loss.mean().expand_as(loss)
         diag: dict[str, float] = {"warmup": float(self.in_warmup)}
         sync = p.ddp_sync and _dist_active()
         for site in self.sites:
-            if site.record is None:
+            if site.pre is None or site.post is None:
                 raise RuntimeError(f"DA-SSDP site {site.name!r}: no training forward pass was recorded "
                                    "since the last step (call step() once after each training batch)")
-            pre_seq, post_seq = site.record
-            site.record = None
-            T, B = pre_seq.shape[:2]
-            if loss.numel() != B:
-                raise ValueError(f"loss_per_sample has {loss.numel()} values but the batch has {B} samples")
-            pre = pre_seq.any(0).float()       # [B, C_in]
-            post = post_seq.any(0).float()     # [B, C_out]
-            S = post.mean(1) * pre.mean(1)     # mean_{o,i} post_bo pre_bi, without the outer product
-            pre_rate, post_rate = pre.mean(), post.mean()
+            (pre_seq, pre), (post_seq, post) = site.pre, site.post
+            site.pre = site.post = None
+            T, N = pre_seq.shape[:2]
+            B = loss.numel()
+            if N % B or post.shape[0] != N:
+                raise ValueError(f"loss_per_sample has {B} values but site {site.name!r} recorded {N} pre and "
+                                 f"{post.shape[0]} post rows")
+            per = N // B                                        # positions per sample (1 unless per position)
+            # S_b = mean_{o,i(,p)} post pre, without the outer product
+            S = (post.mean(1) * pre.mean(1)).view(B, per).mean(1)
             name = site.name
+            post_units = post.view(B, per, -1).mean((0, 1))
             if self.in_warmup:
                 s64, l64 = S.double().cpu(), loss.double().cpu()
                 site.moments += torch.stack([torch.tensor(float(B), dtype=torch.float64), s64.sum(),
                                              (s64 * s64).sum(), l64.sum(), (l64 * l64).sum(), (s64 * l64).sum()])
-                diag.update({f"{name}/S": float(S.mean()), f"{name}/pre_rate": float(pre_rate),
-                             f"{name}/post_rate": float(post_rate), f"{name}/dw_abs": 0.0,
-                             f"{name}/dw_mean": 0.0, f"{name}/drift": site.drift})
+                diag.update({f"{name}/S": float(S.mean()), f"{name}/pre_rate": float(pre.mean()),
+                             f"{name}/post_rate": float(post.mean()), f"{name}/post_unit_sd": float(post_units.std()),
+                             f"{name}/dw_abs": 0.0, f"{name}/dw_mean": 0.0, f"{name}/drift": site.drift})
                 continue
             if site.gate is None:
                 self._fit(site)
             k, mu, sd = site.gate
             gate = dopamine_gate(S, k, mu, sd)
-            t_pre = spike_latency(pre_seq, p.latency)
-            t_post = spike_latency(post_seq, p.latency)
-            total = ssdp_sum_binned(pre, post, t_pre, t_post, gate, p.a_plus, p.a_minus, p.sigma, T)
-            stats = torch.stack([torch.tensor(float(B), device=S.device), S.sum(), pre_rate * B,
-                                 post_rate * B, gate.sum()]).float()
+            t_pre = spike_latency(pre_seq, p.latency, silent=site.silent)
+            t_post = spike_latency(post_seq, p.latency, silent=site.silent)
+            total = ssdp_sum_binned(pre, post, t_pre, t_post, gate.repeat_interleave(per), p.a_plus, p.a_minus,
+                                    p.sigma, T)
+            stats = torch.cat([torch.stack([torch.tensor(float(N), device=S.device), torch.tensor(float(B), device=S.device),
+                                            S.sum(), pre.sum() / pre.shape[1], post.sum() / post.shape[1], gate.sum()]),
+                               post_units * B]).float()
             if sync:
                 packed = torch.cat([total.flatten(), stats])
                 torch.distributed.all_reduce(packed)
-                total, stats = packed[:-5].view_as(total), packed[-5:]
-            n = stats[0]
-            dw = (total / n).clamp(-1.0, 1.0)
+                total, stats = packed[:total.numel()].view_as(total), packed[total.numel():]
+            rows, n = stats[0], stats[1]
+            dw = (total / rows).clamp(-1.0, 1.0)
+            if p.control == "random":
+                noise = torch.randn(dw.shape, generator=self.rng).to(dw)
+                dw = noise * (dw.norm() / noise.norm().clamp_min(1e-30))
             w = site.weight
             w.add_(dw.to(w.dtype).view(w.shape))
             dw_mean = float(dw.mean())
             site.drift += dw_mean
             diag.update({f"{name}/k": k, f"{name}/mu_S": mu, f"{name}/sd_S": sd,
-                         f"{name}/S": float(stats[1] / n), f"{name}/pre_rate": float(stats[2] / n),
-                         f"{name}/post_rate": float(stats[3] / n), f"{name}/gate": float(stats[4] / n),
+                         f"{name}/S": float(stats[2] / n), f"{name}/pre_rate": float(stats[3] / rows),
+                         f"{name}/post_rate": float(stats[4] / rows), f"{name}/gate": float(stats[5] / n),
+                         f"{name}/post_unit_sd": float((stats[6:] / n).std()),
                          f"{name}/dw_abs": float(dw.abs().mean()), f"{name}/dw_mean": dw_mean,
                          f"{name}/drift": site.drift})
         self.steps += 1
@@ -435,7 +544,8 @@ class DASSDP:
                 torch.distributed.all_gather(parts, mine)
                 moments = torch.stack([part.cpu() for part in parts])
             sites[s.name] = {"moments": moments, "gate": s.gate, "drift": s.drift}
-        return {"params": asdict(self.params), "epoch": self.epoch, "steps": self.steps, "sites": sites}
+        return {"params": asdict(self.params), "epoch": self.epoch, "steps": self.steps, "sites": sites,
+                "rng": self.rng.get_state()}
 
     def load_state_dict(self, state: dict[str, Any], *, rank: int = 0, world: int = 1) -> None:
         """Restore :meth:`state_dict`; rank ``rank`` of ``world`` gets back its own warm-up moments.
@@ -446,6 +556,8 @@ class DASSDP:
         if set(state["sites"]) != names:
             raise ValueError(f"DA-SSDP checkpoint has sites {sorted(state['sites'])}, this run has {sorted(names)}")
         self.epoch, self.steps = int(state["epoch"]), int(state["steps"])
+        if "rng" in state:  # absent from checkpoints written before the random-dW control existed
+            self.rng.set_state(state["rng"])
         for s in self.sites:
             saved = state["sites"][s.name]
             moments = saved["moments"].double()

@@ -125,7 +125,11 @@ def test_spike_latency_first_and_last():
 def test_variant_params_defaults_and_validation():
     r, p = variant_params("released"), variant_params("paper")
     assert (r.latency, r.a_minus, r.dssa_tap) == ("last", 5e-4, "block")
-    assert (p.latency, p.a_minus, p.dssa_tap) == ("first", 1e-4, "layer")
+    assert (p.latency, p.a_minus, p.dssa_tap) == ("first", 1e-4, "synapse")
+    assert (r.classifier_readout, r.gate_loss, r.dssa_silent_latency) == ("time_mean", "batch", "zero")
+    assert (p.classifier_readout, p.gate_loss, p.dssa_silent_latency) == ("time_mean", "sample", "T")
+    with pytest.raises(ValueError, match="dssa_tap"):
+        variant_params("paper", dssa_tap="layer")   # the old tap, whose "post" was not spikes
     assert r.sites == p.sites == ("classifier", "dssa_proj")
     assert variant_params("paper", a_plus=2e-3, sites=["classifier"]).sites == ("classifier",)
     with pytest.raises(ValueError, match="sigma"):
@@ -176,7 +180,7 @@ def test_dassdp_warmup_is_a_noop_and_gate_is_fitted_once():
 
 def test_dassdp_update_matches_pure_function_at_classifier():
     model = _nano()
-    plast = DASSDP(model, variant_params("released", warmup_epochs=0, sites=["classifier"]))
+    plast = DASSDP(model, variant_params("paper", warmup_epochs=0, sites=["classifier"], classifier_readout="any"))
     opt = torch.optim.SGD(model.parameters(), lr=0.0)
     g = torch.Generator().manual_seed(5)
     x, y = torch.rand(5, 1, 8, 8, generator=g), torch.randint(0, 10, (5,), generator=g)
@@ -187,8 +191,8 @@ def test_dassdp_update_matches_pure_function_at_classifier():
     _train_step(model, plast, x, y, opt)
     h.remove()
     pre_seq, post_seq = captured["pre"] > 0, captured["post"] > 0
-    expected = ssdp_delta(pre_seq.any(0).float(), post_seq.any(0).float(), spike_latency(pre_seq, "last"),
-                          spike_latency(post_seq, "last"), torch.ones(5), 1.5e-3, 5e-4, 1.0)
+    expected = ssdp_delta(pre_seq.any(0).float(), post_seq.any(0).float(), spike_latency(pre_seq, "first"),
+                          spike_latency(post_seq, "first"), torch.ones(5), 1.5e-3, 1e-4, 1.0)
     torch.testing.assert_close(model.classifier.weight - w0, expected, atol=1e-8, rtol=1e-5)
 
 
@@ -227,3 +231,160 @@ def test_dassdp_step_without_forward_raises_and_state_round_trips():
     other.load_state_dict(state)
     for a, b in zip(plast.sites, other.sites):
         assert torch.equal(a.moments, b.moments) and a.gate == b.gate
+
+
+# --------------------------------------------------------------------------- as released, as written
+# Expected values rebuilt here from the released code's definitions (NeuroSyd/DA-SSDP
+# models/spikingresformer.py and train.py), not from snnlab's. Released classifier site:
+# pre = (x.mean(0) > 0) of the pooled features, post = (logits.mean(0) > 0), latencies
+# (x > 0).cumsum(0).argmax(0) with silent units set to T. Released gate data: the batch-mean loss repeated
+# once per sample; k = -mean(z(S) z(L)) with population sds (+1e-8). Released DSSA site: silent units get
+# cumsum(0).argmax(0) of zeros, i.e. 0.
+
+def released_last_latency(seq: torch.Tensor, silent_value: float) -> torch.Tensor:
+    """The released ``cumsum(0).argmax(0)`` (first index of the maximum: the last spike)."""
+    t = seq.float().cumsum(0).argmax(0).float()
+    t[seq.sum(0) == 0] = silent_value
+    return t
+
+
+def _batch(seed, n=6):
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(n, 1, 8, 8, generator=g), torch.randint(0, 10, (n,), generator=g)
+
+
+def _capture_classifier(model):
+    got = {}
+    h = model.classifier.register_forward_hook(lambda m, i, o: got.update(x=i[0].detach(), z=o.detach()))
+    return got, h
+
+
+def test_released_classifier_reads_time_means_and_updates_as_released():
+    model = _nano()
+    plast = DASSDP(model, variant_params("released", warmup_epochs=0, sites=["classifier"]))
+    got, h = _capture_classifier(model)
+    x, y = _batch(1)
+    w0 = model.classifier.weight.detach().clone()
+    model.train()
+    logits = model(x)
+    diag = plast.step(nn.functional.cross_entropy(logits, y, reduction="none").detach())
+    h.remove()
+    feats, per_step_logits = got["x"], got["z"]                       # [T, B, C], [T, B, O]
+    pre = (feats.mean(0) > 0).float()
+    post = (logits.detach() > 0).float()                               # the model's output is the mean over T
+    T = feats.shape[0]
+    t_pre = released_last_latency(feats > 0, T)
+    t_post = released_last_latency(per_step_logits > 0, T)
+    assert diag["classifier/pre_rate"] == pytest.approx(float(pre.mean()), abs=1e-6)
+    assert diag["classifier/post_rate"] == pytest.approx(float(post.mean()), abs=1e-6)
+    # the any-step rule, which the kit used before, gives another rate here: the test can tell them apart
+    assert float((feats > 0).any(0).float().mean()) != pytest.approx(float(pre.mean()), abs=1e-3)
+    expected = reference_delta(pre, post, t_pre, t_post, torch.ones(len(y)), 1.5e-3, 5e-4, 1.0)
+    torch.testing.assert_close((model.classifier.weight - w0).double(), expected, atol=5e-9, rtol=1e-5)  # float32 weights: w + dW - w rounds at ~2e-9
+
+
+def _released_k(S: torch.Tensor, L: torch.Tensor) -> float:
+    s_n = (S - S.mean()) / (S.std(unbiased=False) + 1e-8)
+    l_n = (L - L.mean()) / (L.std(unbiased=False) + 1e-8)
+    return float(-(s_n * l_n).mean())
+
+
+@pytest.mark.parametrize("variant", ["released", "paper"])
+def test_gate_is_fitted_on_the_variants_loss_data(variant):
+    """released: each sample's synchrony against its *batch's* mean loss; paper: against its own loss."""
+    model = _nano()
+    plast = DASSDP(model, variant_params(variant, warmup_epochs=1, sites=["classifier"]))
+    got, h = _capture_classifier(model)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    S_all, L_all = [], []
+    plast.set_epoch(0)
+    model.train()
+    for seed in range(4):
+        x, y = _batch(10 + seed)
+        logits = model(x)
+        loss_b = nn.functional.cross_entropy(logits, y, reduction="none")
+        opt.zero_grad()
+        loss_b.mean().backward()
+        opt.step()
+        plast.step(loss_b.detach())
+        feats = got["x"]
+        pre, post = (feats.mean(0) > 0).float(), (logits.detach() > 0).float()   # both variants
+        L_all.append(loss_b.detach().mean().repeat(len(y)) if variant == "released" else loss_b.detach())
+        S_all.append((post[:, :, None] * pre[:, None, :]).mean((1, 2)))
+    h.remove()
+    x, y = _batch(99)
+    plast.set_epoch(1)
+    logits = model(x)
+    plast.step(nn.functional.cross_entropy(logits, y, reduction="none").detach())
+    S, L = torch.cat(S_all).double(), torch.cat(L_all).double()
+    k, mu, sd = plast.sites[0].gate
+    assert mu == pytest.approx(float(S.mean()), rel=1e-6)
+    assert sd == pytest.approx(float(S.std(unbiased=False)), rel=1e-6)
+    assert k == pytest.approx(_released_k(S, L), abs=1e-5)
+
+
+def test_released_dssa_site_gives_silent_units_latency_zero():
+    g = torch.Generator().manual_seed(3)
+    seq = torch.rand(4, 7, 9, generator=g) > 0.7
+    seq[:, 0, :3] = False                                  # silent units
+    expected = seq.float().cumsum(0).argmax(0).float()     # released, silent included (argmax of zeros = 0)
+    assert torch.equal(spike_latency(seq, "last", silent="zero"), expected)
+    assert spike_latency(seq, "last")[0, :3].tolist() == [4.0] * 3   # the kit's default: T
+    model = _nano()
+    assert DASSDP(model, variant_params("released")).sites[1].silent == "zero"
+    assert DASSDP(model, variant_params("paper")).sites[1].silent == "T"
+
+
+def test_paper_dssa_site_reads_the_neurons_on_both_sides_of_the_projection():
+    """pre: the LIF feeding W_proj; post: the LIF that reads the block's output (the next block's input
+    neuron), both per position. At initialisation the post rate is well below 1 and varies across units."""
+    model = _nano()
+    plast = DASSDP(model, variant_params("paper", warmup_epochs=0, sites=["dssa_proj"]))
+    last = list(model.stages[-1])
+    from snnlab.models.spikingresformer import DSSA
+    at = next(i for i, m in enumerate(last) if isinstance(m, DSSA))
+    block, reader = last[at], last[at + 1].act_up
+    got = {}
+    h1 = block.act_out.register_forward_hook(lambda m, i, o: got.update(pre=o.detach()))
+    h2 = reader.register_forward_hook(lambda m, i, o: got.update(post=o.detach()))
+    x, y = _batch(7, n=16)
+    w0 = block.proj.weight.detach().clone()
+    model.train()
+    logits = model(x)
+    diag = plast.step(nn.functional.cross_entropy(logits, y, reduction="none").detach())
+    h1.remove(), h2.remove()
+    T, B, C, H, W = got["post"].shape
+    rows = lambda s: s.flatten(3).permute(0, 1, 3, 2).reshape(T, B * H * W, C)   # (sample, position) rows
+    pre_seq, post_seq = rows(got["pre"]) > 0, rows(got["post"]) > 0
+    pre, post = pre_seq.any(0).float(), post_seq.any(0).float()
+    assert diag["dssa_proj/post_rate"] == pytest.approx(float(post.mean()), abs=1e-6)
+    assert diag["dssa_proj/post_rate"] < 0.9
+    unit_rates = post.mean(0)
+    # measured here: rate 0.25, units from 0.17 to 0.38 (the "block" and old "layer" taps read ~1.0 everywhere)
+    assert float(unit_rates.max() - unit_rates.min()) > 0.1
+    assert diag["dssa_proj/post_unit_sd"] == pytest.approx(float(unit_rates.std()), rel=1e-4)
+
+    def first(seq):
+        steps = torch.arange(T).view(T, 1, 1).expand_as(seq)
+        return torch.where(seq, steps, T).min(0).values.float()
+
+    expected = reference_delta(pre[:, :12], post[:, :12], first(pre_seq)[:, :12], first(post_seq)[:, :12],
+                          torch.ones(pre.shape[0]), 1.5e-3, 1e-4, 1.0)
+    dw = (block.proj.weight - w0).view(C, C).double()
+    torch.testing.assert_close(dw[:12, :12], expected, atol=5e-9, rtol=1e-5)  # float32 weights: w + dW - w rounds at ~2e-9
+
+
+def test_random_control_has_the_norm_of_the_rule_and_not_its_direction():
+    x, y = _batch(4, n=16)
+    dws = {}
+    for control in ("none", "random"):
+        model = _nano()
+        plast = DASSDP(model, variant_params("paper", warmup_epochs=0, sites=["classifier"], control=control), seed=3)
+        w0 = model.classifier.weight.detach().clone()
+        model.train()
+        logits = model(x)
+        plast.step(nn.functional.cross_entropy(logits, y, reduction="none").detach())
+        dws[control] = (model.classifier.weight - w0).detach().flatten()
+    a, b = dws["none"], dws["random"]
+    assert float(b.norm()) == pytest.approx(float(a.norm()), rel=1e-3)
+    assert abs(float(torch.nn.functional.cosine_similarity(a, b, dim=0))) < 0.2
