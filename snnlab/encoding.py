@@ -228,22 +228,33 @@ def encode_latency(images: torch.Tensor, params: LatencyCodeParams | None = None
     return intensity_to_latency(r, p.n_steps)
 
 
-def poisson_spikes(rates_hz: torch.Tensor, n_steps: int, *, dt_ms: float = 1.0,
-                   generator: torch.Generator | None = None) -> torch.Tensor:
-    """Rate code: independent Bernoulli spikes with ``P(spike in a step) = min(1, rate * dt)``.
+def poisson_spikes(rates_hz, n_steps: int | None = None, *, dt_ms: float = 1.0,
+                   generator: torch.Generator | None = None, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Rate code: independent Bernoulli spikes, ``P(spike in a step of dt ms) = rate * dt / 1000``.
+
+    The Bernoulli approximation of a Poisson process of rate ``rate`` (good while rate * dt << 1000);
+    a probability above 1 is an error, not clipped. The one Poisson source of snnlab: the rate-code
+    comparisons and the demos of ``snnlab.learning`` (homeostasis, reward, structural) draw from it.
 
     Args:
-        rates_hz: firing rates (Hz), any shape.
-        n_steps: T.
-        dt_ms: step length (ms).
-        generator: a seeded ``torch.Generator`` for reproducible spikes.
+        rates_hz: firing rates (Hz), a number or a tensor, in [0, 1000 / dt_ms].
+        n_steps: T, for rates constant in time: spikes ``[T, *rates_hz.shape]``. ``None``: one draw
+            per entry of ``rates_hz`` (which may already carry a time axis, for rates that change in
+            time): spikes shaped like ``rates_hz``.
+        dt_ms: step length (ms), > 0.
+        generator: a seeded ``torch.Generator`` for reproducible spikes (draws in row-major order).
+        dtype: dtype of the uniform draws and of the spikes.
     Returns:
-        float32 0/1 spikes ``[T, *rates_hz.shape]``.
+        0/1 spikes of ``dtype``.
     """
-    n_steps = check_int("n_steps", n_steps, minimum=1)
+    if n_steps is not None:
+        n_steps = check_int("n_steps", n_steps, minimum=1)
     dt_ms = check_float("dt_ms", dt_ms, minimum=0.0, strict_minimum=True)
-    if (rates_hz < 0).any():
-        raise ValueError("rates_hz must be non-negative")
-    p = torch.clamp(rates_hz.to(torch.float32) * dt_ms * 1e-3, max=1.0)
-    u = torch.rand((n_steps, *p.shape), generator=generator, device=p.device)
-    return (u < p).to(torch.float32)
+    p = torch.as_tensor(rates_hz, dtype=dtype) * (dt_ms / 1000.0)
+    if p.numel():
+        p_min, p_max = float(p.min()), float(p.max())   # two scalars: cheaper than two .any() per step
+        if p_min < 0 or p_max > 1:
+            raise ValueError(f"rates_hz must lie in [0, 1000 / dt_ms] = [0, {1000.0 / dt_ms:g}] Hz, got rates "
+                             f"from {p_min * 1000.0 / dt_ms:g} to {p_max * 1000.0 / dt_ms:g} Hz")
+    shape = p.shape if n_steps is None else (n_steps, *p.shape)
+    return (torch.rand(shape, generator=generator, dtype=dtype, device=p.device) < p).to(dtype)

@@ -116,8 +116,34 @@ def test_poisson_spikes_seeded_and_rate():
     rates = torch.full((1000,), 100.0)
     a = poisson_spikes(rates, 50, dt_ms=1.0, generator=torch.Generator().manual_seed(1))
     b = poisson_spikes(rates, 50, dt_ms=1.0, generator=torch.Generator().manual_seed(1))
-    assert torch.equal(a, b)
-    assert float(a.mean()) == pytest.approx(0.1, abs=0.01)    # P = rate * dt = 0.1
+    assert torch.equal(a, b) and a.shape == (50, 1000) and a.dtype == torch.float32
+    assert float(a.mean()) == pytest.approx(0.1, abs=0.01)    # P = rate * dt / 1000 = 0.1
+    half = poisson_spikes(rates, 50, dt_ms=0.5, generator=torch.Generator().manual_seed(2))
+    assert float(half.mean()) == pytest.approx(0.05, abs=0.01)
+
+
+def test_poisson_spikes_time_varying_rates_are_the_same_draws():
+    """``n_steps=None``: one draw per entry of a rate tensor that carries its own time axis; for a rate
+    constant in time this is exactly the ``n_steps`` form (same generator, same row-major draws)."""
+    rates = torch.tensor([[0.0, 50.0, 1000.0], [20.0, 0.0, 300.0]])
+    together = poisson_spikes(rates, 7, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    expanded = poisson_spikes(rates.expand(7, 2, 3), generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    assert torch.equal(together, expanded) and together.dtype == torch.float64
+    assert together[:, 0, 0].sum() == 0 and together[:, 0, 2].sum() == 7    # P = 0 and P = 1
+    profile = torch.cat([torch.full((20, 4), 1000.0), torch.zeros(30, 4)])  # a stimulus, then silence
+    spikes = poisson_spikes(profile, generator=torch.Generator().manual_seed(0))
+    assert spikes.shape == (50, 4) and spikes[:20].sum() == 80 and spikes[20:].sum() == 0
+
+
+def test_poisson_spikes_rejects_rates_above_one_spike_per_step():
+    with pytest.raises(ValueError, match="rates_hz"):
+        poisson_spikes(2000.0, 3, dt_ms=1.0)
+    with pytest.raises(ValueError, match="rates_hz"):
+        poisson_spikes(torch.tensor([-1.0, 5.0]), 3)
+    with pytest.raises(ValueError, match="dt_ms"):
+        poisson_spikes(torch.ones(2), 3, dt_ms=0.0)
+    with pytest.raises(ValueError, match="n_steps"):
+        poisson_spikes(torch.ones(2), 0)
 
 
 @pytest.mark.parametrize("field, value", [("threshold", float("nan")), ("norm_radius", -1),

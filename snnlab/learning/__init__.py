@@ -1,6 +1,7 @@
 """The learning-paradigm zoo: one module per paradigm, each the real algorithm under its real name.
 
-Part 1: ``recurrent`` (LIF/ALIF networks and tasks), ``bptt``, ``eprop``, ``meta``.
+Part 1: ``recurrent`` (sequence tasks, loss, evaluation), ``bptt``, ``eprop``, ``meta``.
 Part 2: ``reward``, ``homeostasis``, ``stp``, ``structural``, ``ewc``, ``federated``, ``evolution``.
-Import the submodule you need.
+The networks they train live in :mod:`snnlab.models` (``recurrent``, ``mlp``) and every neuron update
+in :mod:`snnlab.neurons`. Import the submodule you need.
 """

@@ -1,8 +1,8 @@
 """Backpropagation through time (BPTT) and truncated BPTT for recurrent spiking networks.
 
-**BPTT** unrolls the explicit time loop of :class:`snnlab.learning.recurrent.RecurrentSNN` into one
+**BPTT** unrolls the explicit time loop of :class:`snnlab.models.recurrent.RecurrentSNN` into one
 graph and differentiates the whole-sequence loss E = sum_t E_t with autograd; the Heaviside spike
-is differentiated through the spikingjelly surrogate (Neftci, Mostafa & Zenke 2019,
+is differentiated through the surrogate of :mod:`snnlab.neurons` (Neftci, Mostafa & Zenke 2019,
 doi:10.1109/MSP.2019.2931595). Credit flows back through the membrane (dh_t/dh_{t-1} = alpha),
 through recurrent spikes and through threshold adaptation.
 
@@ -27,9 +27,9 @@ from collections.abc import Iterator
 import torch
 from tqdm.auto import tqdm
 
+from ..models.recurrent import RecurrentSNN, check_sequence
 from ..utils import check_choice, check_float, check_int
-from .recurrent import (RecurrentSNN, SequenceTask, check_sequence, evaluate, loss_normaliser, minibatches,
-                        sequence_loss)
+from .recurrent import SequenceTask, evaluate, loss_normaliser, minibatches, sequence_loss
 
 
 def named_parameters(net: RecurrentSNN) -> dict[str, torch.nn.Parameter]:

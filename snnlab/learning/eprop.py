@@ -8,7 +8,7 @@ spike), both available online, forward in time, with memory independent of the s
 
 Eligibility traces (Bellec et al. 2020, Nat. Commun. 11:3625, doi:10.1038/s41467-020-17236-y,
 Methods: "Eligibility traces" for LIF and ALIF neurons), with the pseudo-derivative
-psi_j^t = dz_j^t/dh_j^t = g'((h_j^t - A_j^t)/v_th) / v_th given by the spikingjelly surrogate g:
+psi_j^t = dz_j^t/dh_j^t = g'((h_j^t - A_j^t)/v_th) / v_th given by the surrogate g (snnlab.neurons):
 
     eps_v^t  = alpha eps_v^{t-1} + pre_i^t                          (pre = x_t for W_in, z_{t-1} for W_rec)
     eps_a^t  = psi_j^{t-1} eps_v^{t-1} + (rho - beta psi_j^{t-1}) eps_a^{t-1}     (ALIF only)
@@ -33,10 +33,11 @@ from typing import NamedTuple
 import torch
 from tqdm.auto import tqdm
 
+from ..models.recurrent import RecurrentSNN, check_sequence
+from ..neurons import surrogate_derivative
 from ..utils import check_choice, check_float, check_int
 from .bptt import apply_gradients, bptt_gradients, named_parameters
-from .recurrent import (RecurrentSNN, SequenceTask, check_sequence, evaluate, loss_normaliser, minibatches,
-                        output_error, sequence_loss, surrogate_derivative)
+from .recurrent import SequenceTask, evaluate, loss_normaliser, minibatches, output_error, sequence_loss
 
 FEEDBACK = ("symmetric", "random")
 

@@ -13,7 +13,7 @@ deterministic (a fixed evaluation batch, a deterministic network), the best fitn
 can never decrease from one generation to the next when E >= 1: the tests check this.
 Every random number comes from one ``torch.Generator``: same seed, same run.
 The whole population is evaluated in one batched forward pass of
-:func:`snnlab.learning.ewc.spiking_mlp_forward` (population dimension in front of the weights).
+:func:`snnlab.models.mlp.spiking_mlp_forward` (population dimension in front of the weights).
 Used by ``notebooks/07_structural_continual_federated_evolution.ipynb``.
 """
 from __future__ import annotations
@@ -25,8 +25,8 @@ from dataclasses import dataclass
 import torch
 from tqdm.auto import tqdm
 
+from ..models.mlp import SpikingMLPConfig, flatten_images, spiking_mlp_forward
 from ..utils import check_choice, check_float, check_int
-from .ewc import SpikingMLPConfig, flatten_images, spiking_mlp_forward
 
 __all__ = [
     "GAParams",
@@ -111,7 +111,7 @@ def evolve(fitness_fn: Callable[[torch.Tensor], torch.Tensor], initial: torch.Te
 
 # --------------------------------------------------------------------------- the spiking network
 def param_shapes(config: SpikingMLPConfig) -> dict[str, tuple[int, ...]]:
-    """Shapes of (w1, b1, w2, b2) of :func:`~snnlab.learning.ewc.spiking_mlp_forward`."""
+    """Shapes of (w1, b1, w2, b2) of :func:`~snnlab.models.mlp.spiking_mlp_forward`."""
     return {"w1": (config.n_hidden, config.n_in), "b1": (config.n_hidden,),
             "w2": (config.n_out, config.n_hidden), "b2": (config.n_out,)}
 

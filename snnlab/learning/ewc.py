@@ -1,5 +1,5 @@
-"""Elastic weight consolidation (Kirkpatrick et al. 2017) on split digits, and the small spiking
-classifier that ``ewc``, ``federated`` and ``evolution`` share.
+"""Elastic weight consolidation (Kirkpatrick et al. 2017) on split digits, and the training helpers
+(minibatch training, accuracy, restricted logits) that ``ewc``, ``federated`` and ``evolution`` share.
 
 EWC (Kirkpatrick et al. 2017, PNAS 114:3521, doi:10.1073/pnas.1611835114, eq. 3): after task A, keep
 the parameters theta*_A and the diagonal of the Fisher information F; while learning task B minimise
@@ -14,13 +14,10 @@ The Fisher diagonal is computed from per-sample gradients of the log-likelihood 
 "expected" is the Fisher information proper (the expectation over the model's own predictive
 distribution, done exactly over the classes instead of by sampling); "empirical" uses the true labels.
 Per-sample gradients come from ``torch.func`` (``vmap`` of ``grad``/``jacrev``), which is why the
-surrogate spike function here is a vmap-able ``autograd.Function`` (the same ATan surrogate as
-spikingjelly's ``surrogate.ATan``, whose own Function cannot be vmapped).
+model's surrogate spike function must work under vmap (:func:`snnlab.neurons.atan_spike` does).
 
-The classifier, :class:`SpikingMLP`: 8x8 digits as a constant input current for ``n_steps`` steps into
-a hidden layer of LIF neurons (reset by subtraction, detached), read out by leaky non-spiking output
-units whose membrane potential averaged over time gives the logits; trained by BPTT with the ATan
-surrogate gradient. Split digits: task A = digits 0-4, task B = digits 5-9. In the default
+The classifier is :class:`snnlab.models.mlp.SpikingMLP` (LIF hidden layer, leaky readout, BPTT with
+the ATan surrogate gradient). Split digits: task A = digits 0-4, task B = digits 5-9. In the default
 ``"task"`` setting (task-incremental learning) the logits are restricted to the current task's
 classes; ``"class"`` (class-incremental) uses all ten, where EWC is known to help little
 (van de Ven & Tolias 2019, arXiv:1904.07734).
@@ -29,23 +26,17 @@ Used by ``notebooks/07_structural_continual_federated_evolution.ipynb``.
 from __future__ import annotations
 
 import copy
-import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch.func import functional_call, grad, jacrev, vmap
 from tqdm.auto import tqdm
 
+from ..models.mlp import SpikingMLP, SpikingMLPConfig, flatten_images
 from ..utils import check_choice, check_float, check_int
 
 __all__ = [
-    "atan_spike",
-    "SpikingMLPConfig",
-    "spiking_mlp_forward",
-    "SpikingMLP",
-    "flatten_images",
     "restrict_logits",
     "train_classifier",
     "accuracy",
@@ -59,120 +50,6 @@ __all__ = [
 
 TASK_A = (0, 1, 2, 3, 4)
 TASK_B = (5, 6, 7, 8, 9)
-
-
-# --------------------------------------------------------------------------- surrogate spike
-class _ATanSpike(torch.autograd.Function):
-    """Heaviside forward, ATan surrogate backward: dS/dx = alpha / (2 (1 + (pi/2 alpha x)^2))."""
-
-    generate_vmap_rule = True
-
-    @staticmethod
-    def forward(x, alpha):
-        return (x >= 0).to(x.dtype)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        x, alpha = inputs
-        ctx.save_for_backward(x)
-        ctx.alpha = alpha
-
-    @staticmethod
-    def backward(ctx, grad_out):
-        (x,) = ctx.saved_tensors
-        a = ctx.alpha
-        return grad_out * (a / 2.0) / (1.0 + (math.pi / 2.0 * a * x) ** 2), None
-
-
-def atan_spike(x: torch.Tensor, alpha: float = 2.0) -> torch.Tensor:
-    """Spike function ``H(x)`` (x = v - threshold) with the ATan surrogate gradient (Fang et al. 2021)."""
-    return _ATanSpike.apply(x, alpha)
-
-
-# --------------------------------------------------------------------------- the classifier
-@dataclass(frozen=True)
-class SpikingMLPConfig:
-    """Shape and dynamics of :class:`SpikingMLP`.
-
-    Attributes:
-        n_in: inputs (64 for 8x8 digits). n_hidden: LIF neurons. n_out: output units (classes).
-        n_steps: simulation steps T. dt_ms: step, ms. tau_mem_ms: membrane time constant, ms.
-        threshold: LIF threshold. surrogate_alpha: ATan sharpness alpha.
-    """
-
-    n_in: int = 64
-    n_hidden: int = 64
-    n_out: int = 10
-    n_steps: int = 8
-    dt_ms: float = 1.0
-    tau_mem_ms: float = 10.0
-    threshold: float = 1.0
-    surrogate_alpha: float = 2.0
-
-    def __post_init__(self):
-        for name in ("n_in", "n_hidden", "n_out", "n_steps"):
-            check_int(name, getattr(self, name), minimum=1)
-        for name in ("dt_ms", "tau_mem_ms", "threshold", "surrogate_alpha"):
-            check_float(name, getattr(self, name), minimum=0.0, strict_minimum=True)
-
-
-def spiking_mlp_forward(x: torch.Tensor, w1: torch.Tensor, b1: torch.Tensor, w2: torch.Tensor,
-                        b2: torch.Tensor, *, config: SpikingMLPConfig) -> torch.Tensor:
-    """Logits of the spiking MLP; weights may carry leading population dimensions ``[P, ...]``.
-
-    With beta = e^{-dt/tau_mem}, for t = 1..T::
-
-        v_t = beta v_{t-1} + W1 x + b1 ;  s_t = H(v_t - theta) ;  v_t <- v_t - theta sg(s_t)
-        u_t = beta u_{t-1} + W2 s_t + b2 ;  logits = (1/T) sum_t u_t
-
-    Args:
-        x: input currents, ``[B, n_in]``.
-        w1: ``[..., n_hidden, n_in]``; b1: ``[..., n_hidden]``; w2: ``[..., n_out, n_hidden]``;
-        b2: ``[..., n_out]`` (``...`` = optional population dims, shared by all four).
-        config: :class:`SpikingMLPConfig`.
-    Returns:
-        logits ``[..., B, n_out]``.
-    """
-    beta = math.exp(-config.dt_ms / config.tau_mem_ms)
-    current = x @ w1.transpose(-1, -2) + b1.unsqueeze(-2)
-    v = torch.zeros_like(current)
-    u = None
-    total = 0.0
-    for _ in range(config.n_steps):
-        v = beta * v + current
-        s = atan_spike(v - config.threshold, config.surrogate_alpha)
-        v = v - config.threshold * s.detach()
-        out = s @ w2.transpose(-1, -2) + b2.unsqueeze(-2)
-        u = out if u is None else beta * u + out
-        total = total + u
-    return total / config.n_steps
-
-
-def flatten_images(x: torch.Tensor) -> torch.Tensor:
-    """``[N, C, H, W]`` images -> ``[N, C*H*W]`` (a 2-D input passes through)."""
-    return x.reshape(x.shape[0], -1) if x.dim() > 2 else x
-
-
-class SpikingMLP(torch.nn.Module):
-    """The small spiking classifier (see :func:`spiking_mlp_forward`); input images or ``[B, n_in]``."""
-
-    def __init__(self, config: SpikingMLPConfig = SpikingMLPConfig(), *, seed: int = 0):
-        super().__init__()
-        self.config = config
-        gen = torch.Generator().manual_seed(check_int("seed", seed, minimum=0))
-        # input currents of order 1 so that hidden neurons fire from the first steps on
-        self.w1 = torch.nn.Parameter(torch.randn(config.n_hidden, config.n_in, generator=gen)
-                                     * (2.0 / math.sqrt(config.n_in)))
-        self.b1 = torch.nn.Parameter(torch.zeros(config.n_hidden))
-        self.w2 = torch.nn.Parameter(torch.randn(config.n_out, config.n_hidden, generator=gen)
-                                     / math.sqrt(config.n_hidden))
-        self.b2 = torch.nn.Parameter(torch.zeros(config.n_out))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = flatten_images(x)
-        if x.shape[-1] != self.config.n_in:
-            raise ValueError(f"x must have {self.config.n_in} features, got shape {tuple(x.shape)}")
-        return spiking_mlp_forward(x, self.w1, self.b1, self.w2, self.b2, config=self.config)
 
 
 def restrict_logits(logits: torch.Tensor, y: torch.Tensor | None, classes: Sequence[int] | None):

@@ -13,7 +13,7 @@ full-batch gradient descent on the union of the selected clients' data (FedSGD),
 of the mean loss is the n_k-weighted mean of the clients' gradients: the tests check this.
 Non-IID clients follow the paper's "pathological" split: sort the examples by label, cut them into
 ``shards_per_client * K`` equal shards and give each client ``shards_per_client`` random shards
-(so most clients see only two digits). The model is :class:`snnlab.learning.ewc.SpikingMLP`.
+(so most clients see only two digits). The model is :class:`snnlab.models.mlp.SpikingMLP`.
 Used by ``notebooks/07_structural_continual_federated_evolution.ipynb``.
 """
 from __future__ import annotations
@@ -25,8 +25,9 @@ from dataclasses import dataclass
 import torch
 from tqdm.auto import tqdm
 
+from ..models.mlp import SpikingMLP, SpikingMLPConfig, flatten_images
 from ..utils import check_float, check_int
-from .ewc import SpikingMLP, SpikingMLPConfig, accuracy, flatten_images, train_classifier
+from .ewc import accuracy, train_classifier
 
 __all__ = [
     "FedAvgParams",

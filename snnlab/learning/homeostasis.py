@@ -12,8 +12,8 @@ filter of the neuron's own spikes. Discrete version, time step ``dt`` explicit (
 
 Biological scaling is slow (hours); in the notebook tau_s is seconds so that it can be watched.
 The rule needs tau_s >> tau_r (the rate estimate must settle faster than the weights move).
-Also here: Poisson input and a minimal leaky integrate-and-fire step used by the demos.
-Used by ``notebooks/06_three_factor_homeostasis_stp.ipynb``.
+The demo's neurons are :func:`snnlab.neurons.lif_step` (hard reset) fed by
+:func:`snnlab.encoding.poisson_spikes`. Used by ``notebooks/06_three_factor_homeostasis_stp.ipynb``.
 """
 from __future__ import annotations
 
@@ -24,6 +24,8 @@ from typing import NamedTuple
 import torch
 from tqdm.auto import tqdm
 
+from ..encoding import poisson_spikes
+from ..neurons import LIFParams, lif_step
 from ..utils import check_float, check_int
 
 __all__ = [
@@ -33,50 +35,8 @@ __all__ = [
     "rate_trace_step",
     "synaptic_scaling_step",
     "SynapticScaling",
-    "LIFParams",
-    "lif_step",
-    "poisson_spikes",
     "simulate_scaling",
 ]
-
-
-# --------------------------------------------------------------------------- neuron and input helpers
-@dataclass(frozen=True)
-class LIFParams:
-    """Leaky integrate-and-fire: ``v <- v e^{-dt/tau_mem} + I``; spike and reset to 0 when ``v >= threshold``.
-
-    Attributes:
-        tau_mem_ms: membrane time constant, ms, > 0.
-        threshold: firing threshold (dimensionless, the input current is in the same units), > 0.
-    """
-
-    tau_mem_ms: float = 20.0
-    threshold: float = 1.0
-
-    def __post_init__(self):
-        check_float("tau_mem_ms", self.tau_mem_ms, minimum=0.0, strict_minimum=True)
-        check_float("threshold", self.threshold, minimum=0.0, strict_minimum=True)
-
-
-def lif_step(current: torch.Tensor, v: torch.Tensor, *, params: LIFParams, dt: float):
-    """One LIF step (exact leak over ``dt``, then input, then threshold and reset to 0).
-
-    Returns ``(spikes, new_v)``, both shaped like ``v`` (spikes as 0/1 floats).
-    """
-    v = v * math.exp(-dt / params.tau_mem_ms) + current
-    spikes = (v >= params.threshold).to(v.dtype)
-    return spikes, v * (1.0 - spikes)
-
-
-def poisson_spikes(rate_hz, shape, *, dt: float, generator: torch.Generator, dtype=torch.float32):
-    """Bernoulli approximation of Poisson spikes: P(spike in a step) = rate_hz dt / 1000 (needs <= 1).
-
-    ``rate_hz`` is a number or a tensor broadcastable to ``shape``; ``generator`` fixes the draw.
-    """
-    p = torch.as_tensor(rate_hz, dtype=dtype) * (dt / 1000.0)
-    if (p > 1).any() or (p < 0).any():
-        raise ValueError(f"rate_hz * dt / 1000 must lie in [0, 1], got rates up to {float(p.max()) * 1000 / dt} Hz")
-    return (torch.rand(shape, generator=generator, dtype=dtype) < p).to(dtype)
 
 
 # --------------------------------------------------------------------------- the rule
@@ -192,7 +152,8 @@ def simulate_scaling(*, n_in: int = 100, n_out: int = 20, input_rate_hz: float =
                      lif: LIFParams = LIFParams(), w_mean_range: tuple[float, float] = (0.02, 0.12),
                      scaling: bool = True, record_every_ms: float = 250.0, seed: int = 0,
                      progress: bool = True) -> dict:
-    """LIF neurons driven by Poisson inputs through random weights, with or without synaptic scaling.
+    """LIF neurons (``lif``, :func:`snnlab.neurons.lif_step`) driven by Poisson inputs through random
+    weights, with or without synaptic scaling.
 
     Neuron i's weights start uniform in [0, 2 m_i], the means m_i evenly spaced over ``w_mean_range``
     (so the initial rates differ widely between neurons).
@@ -216,10 +177,12 @@ def simulate_scaling(*, n_in: int = 100, n_out: int = 20, input_rate_hz: float =
     state = scaling_init(1, n_out, params=params)
     n_steps = int(round(duration_ms / dt))
     every = max(1, int(round(record_every_ms / dt)))
+    alpha = lif.decay(dt)
+    input_rates = torch.full((1, n_in), float(input_rate_hz))
     t_rec, rates, mean_w = [], [], []
     for k in tqdm(range(n_steps), disable=not progress, desc="scaling", leave=False):
-        pre = poisson_spikes(input_rate_hz, (1, n_in), dt=dt, generator=gen)
-        post, v = lif_step(pre @ w.T, v, params=lif, dt=dt)
+        pre = poisson_spikes(input_rates, dt_ms=dt, generator=gen)
+        post, _, v = lif_step(pre @ w.T, v, alpha=alpha, v_threshold=lif.v_threshold, reset=lif.reset)
         if scaling:
             dw, state = synaptic_scaling_step(post, state, w, params=params, dt=dt)
             w = w + dw

@@ -26,7 +26,8 @@ Few-shot tasks come from the offline digits (Omniglot practice: rotations by mul
 make new classes): meta-training classes are digits 0-4 in four rotations (20 classes), meta-test
 classes the unseen digits 5-9. Models are functional (a list of tensors ``params`` and a
 ``forward(params, x)``): a tanh MLP (smooth: MAML's second-order term is well defined and testable
-by finite differences) and a feed-forward spiking LIF network with a spikingjelly surrogate.
+by finite differences) and a feed-forward spiking LIF network (the neurons and the ATan surrogate of
+:mod:`snnlab.neurons`).
 
 Used by ``notebooks/05_meta_learning.ipynb``; tested in ``tests/learning/test_meta.py``.
 """
@@ -40,6 +41,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from ..neurons import lif_decay, lif_step, make_surrogate
 from ..utils import check_choice, check_float, check_int
 
 METHODS = ("maml", "fomaml", "reptile")
@@ -165,17 +167,15 @@ def mlp_forward(params: Params, x: torch.Tensor) -> torch.Tensor:
 def make_snn_forward(*, n_steps: int = 4, tau_mem_ms: float = 4.0, dt_ms: float = 1.0, v_threshold: float = 1.0,
                      surrogate_alpha: float = 2.0) -> Callable[[Params, torch.Tensor], torch.Tensor]:
     """A feed-forward spiking classifier for [W1, b1, W2, b2]: the image is a constant input
-    current W1 x + b1 to LIF neurons (soft reset, spikingjelly ATan surrogate) for ``n_steps``
-    steps; logits = W2 (mean spike count) + b2. Second-order MAML differentiates through the
-    surrogate's backward (its derivative is smooth)."""
-    from .recurrent import make_surrogate
-
+    current W1 x + b1 to LIF neurons (:func:`snnlab.neurons.lif_step`: soft reset, detached, ATan
+    surrogate) for ``n_steps`` steps; logits = W2 (mean spike count) + b2. Second-order MAML
+    differentiates through the surrogate's backward (its derivative is smooth)."""
     check_int("n_steps", n_steps, minimum=1)
     check_float("tau_mem_ms", tau_mem_ms, minimum=0.0, strict_minimum=True)
     check_float("dt_ms", dt_ms, minimum=0.0, strict_minimum=True)
     check_float("v_threshold", v_threshold, minimum=0.0, strict_minimum=True)
     spike_fn = make_surrogate("atan", surrogate_alpha)
-    alpha = math.exp(-dt_ms / tau_mem_ms)
+    alpha = lif_decay(tau_mem_ms, dt_ms)
 
     def snn_forward(params: Params, x: torch.Tensor) -> torch.Tensor:
         if len(params) != 4:
@@ -184,9 +184,7 @@ def make_snn_forward(*, n_steps: int = 4, tau_mem_ms: float = 4.0, dt_ms: float 
         v = torch.zeros_like(current)
         count = torch.zeros_like(current)
         for _ in range(n_steps):
-            v = alpha * v + current
-            z = spike_fn((v - v_threshold) / v_threshold)
-            v = v - v_threshold * z.detach()
+            z, _, v = lif_step(current, v, alpha=alpha, v_threshold=v_threshold, reset="subtract", spike_fn=spike_fn)
             count = count + z
         return linear(count / n_steps, params[2], params[3])
 

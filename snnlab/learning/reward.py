@@ -31,9 +31,10 @@ from typing import NamedTuple
 import torch
 from tqdm.auto import tqdm
 
+from ..encoding import poisson_spikes
+from ..neurons import LIFParams, lif_step
 from ..plasticity.florian import FlorianParams, FlorianState, init_state, mstdp_step, mstdpet_step
 from ..utils import check_choice, check_float, check_int
-from .homeostasis import LIFParams, lif_step, poisson_spikes
 
 __all__ = [
     "DopamineParams",
@@ -225,6 +226,7 @@ def run_delayed_reward_task(*, task: DelayedRewardTask = DelayedRewardTask(), n_
     inhibit = task.inhibition * (1.0 - torch.eye(n_out))
     state = rstdp_init(1, n_in, n_out, rule=rule)
     v = torch.zeros(1, n_out)
+    alpha = lif.decay(dt)
     patterns = torch.randint(task.n_patterns, (n_trials,), generator=gen)
     correct = torch.zeros(n_trials)
     rewards = torch.zeros(n_trials)
@@ -235,7 +237,7 @@ def run_delayed_reward_task(*, task: DelayedRewardTask = DelayedRewardTask(), n_
         p = int(patterns[trial])
         rate = torch.full((n_steps, 1, n_in), task.background_rate_hz)
         rate[:steps_stim, 0, group == p] = task.stimulus_rate_hz
-        pre_all = poisson_spikes(rate, rate.shape, dt=dt, generator=gen)   # the whole trial at once
+        pre_all = poisson_spikes(rate, dt_ms=dt, generator=gen)   # the whole trial at once
         counts = torch.zeros(n_out)
         rec = trial in record_trials
         log = {"pre": [], "post": [], "dopamine": [], "z_group": []} if rec else None
@@ -244,7 +246,8 @@ def run_delayed_reward_task(*, task: DelayedRewardTask = DelayedRewardTask(), n_
         for k in range(n_steps):
             pre = pre_all[k]
             # lateral inhibition from the previous step's output spikes, then the feed-forward input
-            post, v = lif_step(pre @ w.T - post @ inhibit, v, params=lif, dt=dt)
+            post, _, v = lif_step(pre @ w.T - post @ inhibit, v, alpha=alpha, v_threshold=lif.v_threshold,
+                                  reset=lif.reset)
             if k < steps_stim:
                 counts += post[0]
             pulse = 0.0

@@ -30,8 +30,9 @@ from dataclasses import dataclass
 import torch
 from tqdm.auto import tqdm
 
+from ..encoding import poisson_spikes
+from ..neurons import LIFParams, lif_step
 from ..utils import check_choice, check_float, check_int
-from .homeostasis import LIFParams, lif_step, poisson_spikes
 
 __all__ = [
     "RewiringParams",
@@ -213,6 +214,7 @@ def simulate_rewiring(*, n_in: int = 100, n_signal: int = 10, n_out: int = 10, f
     own = torch.where(is_signal, torch.tensor(rate_hz * (1 - correlation)), torch.tensor(rate_hz))
     state = init_state(1, n_in, n_out, rule="stdp")
     v = torch.zeros(1, n_out)
+    alpha = lif.decay(dt)
     n_steps = int(round(duration_ms / dt))
     every = max(1, int(round(rewire_every_ms / dt)))
     t_rec = [0.0]
@@ -225,11 +227,11 @@ def simulate_rewiring(*, n_in: int = 100, n_signal: int = 10, n_out: int = 10, f
             events = (torch.rand(n_block, 1, 1, generator=gen) < p_event).float()
             joins = ((torch.rand(n_block, 1, n_in, generator=gen) < correlation) & is_signal).float()
             block = torch.maximum(events * joins,
-                                  poisson_spikes(own.expand(n_block, 1, n_in), (n_block, 1, n_in), dt=dt, generator=gen))
+                                  poisson_spikes(own.expand(n_block, 1, n_in), dt_ms=dt, generator=gen))
         pre = block[k % every]
         # one step of synaptic delay: input spikes of step k-1 drive the neurons at step k, so a causal
         # pair is pre-before-post for STDP (at zero lag a same-step pair potentiates and depresses at once)
-        post, v = lif_step(last_pre @ w.T, v, params=lif, dt=dt)
+        post, _, v = lif_step(last_pre @ w.T, v, alpha=alpha, v_threshold=lif.v_threshold, reset=lif.reset)
         last_pre = pre
         dw, state = stdp_step(pre, post, state, w, params=stdp, dt=dt)
         w = (w + dw) * mask

@@ -7,6 +7,7 @@ import torch
 import snnlab  # noqa: F401
 from snnlab.learning import bptt
 from snnlab.learning import recurrent as R
+from snnlab.models.recurrent import RecurrentSNN, RSNNParams, RSNNState
 
 
 def _atan_prime(u, a=2.0):
@@ -15,9 +16,9 @@ def _atan_prime(u, a=2.0):
 
 def _one_neuron(neuron="lif", detach_reset=True, beta=0.0):
     alpha = 0.9
-    p = R.RSNNParams(n_in=1, n_hidden=1, n_out=1, neuron=neuron, beta_adapt=beta, tau_adapt_ms=5.0,
+    p = RSNNParams(n_in=1, n_hidden=1, n_out=1, neuron=neuron, beta_adapt=beta, tau_adapt_ms=5.0,
                      tau_mem_ms=-1.0 / math.log(alpha), recurrent=False, detach_reset=detach_reset)
-    net = R.RecurrentSNN(p, dtype=torch.float64)
+    net = RecurrentSNN(p, dtype=torch.float64)
     with torch.no_grad():
         net.w_in.fill_(0.8)
     return net, alpha
@@ -84,7 +85,7 @@ def _recurrent_net(seed=0, **kw):
     base = dict(n_in=4, n_hidden=6, n_out=3, neuron="alif", beta_adapt=0.4, tau_adapt_ms=30.0)
     base.update(kw)
     g = torch.Generator().manual_seed(seed)
-    net = R.RecurrentSNN(R.RSNNParams(**base), generator=g, in_gain=3.0, rec_gain=1.0, dtype=torch.float64)
+    net = RecurrentSNN(RSNNParams(**base), generator=g, in_gain=3.0, rec_gain=1.0, dtype=torch.float64)
     x = torch.bernoulli(torch.full((20, 3, base["n_in"]), 0.3, dtype=torch.float64), generator=g)
     target = torch.randint(0, base["n_out"], (3,), generator=g)
     mask = torch.ones(20)
@@ -126,7 +127,7 @@ def test_tbptt_window_gradient_matches_manual_detached_windows():
     state = net.init_state(x.shape[1])
     expected = {n: torch.zeros_like(p) for n, p in net.named_parameters()}
     for start in range(0, 20, k):
-        state = R.RSNNState(*(s.detach() for s in state))
+        state = RSNNState(*(s.detach() for s in state))
         ys = []
         for t in range(start, min(start + k, 20)):
             rec, state = net.step(x[t], state)
@@ -164,7 +165,7 @@ def test_tbptt_memory_grows_linearly_with_window():
 def test_train_bptt_learns_delayed_recall_and_tbptt_requires_k():
     g = torch.Generator().manual_seed(0)
     task = R.delayed_recall_task(64, cue_steps=3, delay_steps=4, recall_steps=3, generator=g)
-    net = R.RecurrentSNN(R.RSNNParams(n_in=task.n_in, n_hidden=16, n_out=2), generator=g, in_gain=2.0)
+    net = RecurrentSNN(RSNNParams(n_in=task.n_in, n_hidden=16, n_out=2), generator=g, in_gain=2.0)
     before = R.evaluate(net, task)["loss"]
     hist = bptt.train(net, task, task, epochs=8, batch_size=16, lr=0.02, generator=g, progress=False)
     assert hist["val_loss"][-1] < before

@@ -7,13 +7,15 @@ import torch
 import snnlab  # noqa: F401
 from snnlab.learning import bptt, eprop
 from snnlab.learning import recurrent as R
+from snnlab.models.recurrent import RecurrentSNN, RSNNParams
+from snnlab.neurons import surrogate_derivative
 
 
 def _setup(seed=0, T=25, **kw):
     base = dict(n_in=5, n_hidden=7, n_out=3, tau_adapt_ms=30.0, beta_adapt=0.5)
     base.update(kw)
     g = torch.Generator().manual_seed(seed)
-    net = R.RecurrentSNN(R.RSNNParams(**base), generator=g, in_gain=3.0, rec_gain=1.0, dtype=torch.float64)
+    net = RecurrentSNN(RSNNParams(**base), generator=g, in_gain=3.0, rec_gain=1.0, dtype=torch.float64)
     x = torch.bernoulli(torch.full((T, 4, base["n_in"]), 0.3, dtype=torch.float64), generator=g)
     target = torch.randint(0, base["n_out"], (4,), generator=g)
     mask = torch.ones(T)
@@ -62,7 +64,7 @@ def test_eprop_traces_match_reference_loop():
     res = eprop.eprop_gradients(net, x, target, mask, record=True)
     out = net(x)
     b, j, i = 1, 2, 3
-    psi = [R.surrogate_derivative(net.spike_fn, (out.h[t, b, j] - out.threshold[t, b, j]) / p.v_threshold).item()
+    psi = [surrogate_derivative(net.spike_fn, (out.h[t, b, j] - out.threshold[t, b, j]) / p.v_threshold).item()
            / p.v_threshold for t in range(12)]
     eps_v, eps_a, ebar, psi_prev = 0.0, 0.0, 0.0, 0.0
     for t in range(12):
@@ -142,7 +144,7 @@ def test_cosine_similarity_definition():
 def test_train_eprop_reduces_loss():
     g = torch.Generator().manual_seed(0)
     task = R.delayed_recall_task(48, cue_steps=3, delay_steps=3, recall_steps=3, generator=g)
-    net = R.RecurrentSNN(R.RSNNParams(n_in=task.n_in, n_hidden=12, n_out=2), generator=g, in_gain=2.0)
+    net = RecurrentSNN(RSNNParams(n_in=task.n_in, n_hidden=12, n_out=2), generator=g, in_gain=2.0)
     before = R.evaluate(net, task)["loss"]
     hist = eprop.train(net, task, task, feedback="random", epochs=6, batch_size=16, lr=0.02,
                        generator=g, progress=False)

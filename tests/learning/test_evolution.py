@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from snnlab.learning.evolution import GAParams, evolve, ga_step, population_fitness, run_evolution, unflatten
-from snnlab.learning.ewc import SpikingMLP, SpikingMLPConfig
+from snnlab.models.mlp import SpikingMLP, SpikingMLPConfig
 
 
 def sphere(target):

@@ -5,7 +5,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from snnlab.learning.ewc import SpikingMLP, SpikingMLPConfig
 from snnlab.learning.federated import (
     FedAvgParams,
     fedavg_aggregate,
@@ -14,6 +13,7 @@ from snnlab.learning.federated import (
     shard_iid,
     shard_non_iid,
 )
+from snnlab.models.mlp import SpikingMLP, SpikingMLPConfig
 
 CFG = SpikingMLPConfig(n_in=12, n_hidden=8, n_out=4, n_steps=3)
 
