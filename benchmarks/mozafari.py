@@ -35,15 +35,8 @@ import torch.nn.functional as F
 
 import snnlab  # noqa: F401  (quiets a logger)
 from snnlab.data import load_digits_split, load_mnist5k_split
-from snnlab.models.mozafari import (
-    FIRST_STEPS,
-    MozafariNet,
-    MozafariTrainer,
-    epoch_order,
-    rstdp_epoch,
-    stdp_train_step,
-    torch_threads,
-)
+from snnlab.experiments.mozafari import MozafariTrainer, epoch_order, torch_threads
+from snnlab.models.mozafari import FIRST_STEPS, MozafariNet, rstdp_epoch, stdp_train_step
 from snnlab.plasticity.mozafari import (
     RewardRates,
     adapted_rates,

@@ -41,7 +41,8 @@ import torch.nn.functional as F
 
 import snnlab  # noqa: F401  (quiets a logger)
 from snnlab.data import load_digits_split, load_mnist5k_split, resize_images
-from snnlab.models.mozafari import MozafariConfig, MozafariNet, MozafariTrainer, accuracy
+from snnlab.experiments.mozafari import MozafariTrainer, accuracy
+from snnlab.models.mozafari import MozafariConfig, MozafariNet
 from snnlab.plasticity.mozafari import RSTDPParams, STDPBounds
 from snnlab.utils import atomic_write_text
 

@@ -14,13 +14,8 @@ i.e. Florian's MSTDPET with the reward r(t) = d(t), the dopamine concentration (
 tau_da = 200 ms). With ``rule="mstdp"`` there is no eligibility trace: dw = gamma d(t) zeta(t), so
 only spikes that coincide with dopamine count: the control that fails when reward is late.
 
-The task (:func:`run_delayed_reward_task`), a small pattern-to-action problem: each trial one of
-``n_patterns`` input groups fires at a high rate for ``stimulus_ms`` (all inputs fire at a background
-rate always); ``n_actions`` LIF output neurons with lateral inhibition compete; the action is the
-output with the most spikes during the stimulus; the reward (+1 correct, -1 wrong, 0 no spike)
-arrives ``delay_ms`` *after* the stimulus ends, while background activity keeps tagging random
-synapses. Action a is correct for pattern p when a = p mod n_actions.
-Used by ``notebooks/06_three_factor_homeostasis_stp.ipynb``.
+The delayed-reward task that notebook ``06_three_factor_homeostasis_stp`` trains with this rule, and
+its figures, live in :mod:`snnlab.experiments.reward`.
 """
 from __future__ import annotations
 
@@ -29,10 +24,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
-from tqdm.auto import tqdm
 
-from ..encoding import poisson_spikes
-from ..neurons import LIFParams, lif_step
 from ..plasticity.florian import FlorianParams, FlorianState, init_state, mstdp_step, mstdpet_step
 from ..utils import check_choice, check_float, check_int
 
@@ -43,8 +35,6 @@ __all__ = [
     "dopamine_step",
     "rstdp_step",
     "RewardModulatedSTDP",
-    "DelayedRewardTask",
-    "run_delayed_reward_task",
     "DEFAULT_RULE",
 ]
 
@@ -152,186 +142,3 @@ class RewardModulatedSTDP(torch.nn.Module):
         dw, self.state = rstdp_step(pre, post, self.state, w, reward_pulse=reward_pulse, rule=self.rule,
                                     params=self.params, dopamine=self.dopamine, dt=self.dt)
         return dw
-
-
-# --------------------------------------------------------------------------- the delayed-reward task
-@dataclass(frozen=True)
-class DelayedRewardTask:
-    """A pattern-to-action task with delayed reward.
-
-    Attributes:
-        n_inputs: input neurons (split evenly into ``n_patterns`` groups). n_patterns, n_actions: >= 2.
-        stimulus_ms: how long a pattern's group fires at ``stimulus_rate_hz``.
-        delay_ms: time from the end of the stimulus to the reward.
-        iti_ms: time after the reward before the next trial (dopamine decays meanwhile).
-        stimulus_rate_hz, background_rate_hz: input rates during the stimulus / always.
-        w_init_max: initial weights are uniform in [0, w_init_max].
-        inhibition: lateral inhibition: each output spike subtracts this from the other outputs' v.
-        dt_ms: time step.
-    """
-
-    n_inputs: int = 60
-    n_patterns: int = 2
-    n_actions: int = 2
-    stimulus_ms: float = 50.0
-    delay_ms: float = 200.0
-    iti_ms: float = 300.0
-    stimulus_rate_hz: float = 60.0
-    background_rate_hz: float = 2.0
-    w_init_max: float = 0.08
-    inhibition: float = 2.0
-    dt_ms: float = 1.0
-
-    def __post_init__(self):
-        check_int("n_inputs", self.n_inputs, minimum=2)
-        check_int("n_patterns", self.n_patterns, minimum=2, maximum=self.n_inputs)
-        check_int("n_actions", self.n_actions, minimum=2)
-        for name in ("stimulus_ms", "dt_ms"):
-            check_float(name, getattr(self, name), minimum=0.0, strict_minimum=True)
-        for name in ("delay_ms", "iti_ms", "background_rate_hz", "w_init_max", "inhibition"):
-            check_float(name, getattr(self, name), minimum=0.0)
-        check_float("stimulus_rate_hz", self.stimulus_rate_hz, minimum=0.0, maximum=1000.0 / self.dt_ms)
-
-
-@torch.no_grad()
-def run_delayed_reward_task(*, task: DelayedRewardTask = DelayedRewardTask(), n_trials: int = 150,
-                            rule: str = "mstdpet", params: FlorianParams = DEFAULT_RULE,
-                            dopamine: DopamineParams = DopamineParams(), lif: LIFParams = LIFParams(),
-                            seed: int = 0, record_trials: tuple[int, ...] = (), progress: bool = True) -> dict:
-    """Train the pattern-to-action network with delayed reward; returns the learning record.
-
-    Returns a dict: ``correct`` [n_trials] (1 correct, 0 wrong or no spike), ``reward`` [n_trials],
-    ``pattern`` and ``action`` [n_trials] (action -1: no output spike), ``w`` (final ``[n_actions,
-    n_inputs]``), ``w0``, ``group_w`` [n_trials + 1, n_actions, n_patterns] (mean weight from each
-    input group to each output, before and after every trial), and for each trial index in
-    ``record_trials`` a dict with ``pre`` [T, n_inputs], ``post`` [T, n_actions], ``dopamine`` [T],
-    ``z_group`` [T, n_actions, n_patterns] (mean eligibility per group) under ``trials[k]``.
-    """
-    check_int("n_trials", n_trials, minimum=1)
-    check_choice("rule", rule, RULES)
-    check_int("seed", seed, minimum=0)
-    dt = task.dt_ms
-    gen = torch.Generator().manual_seed(seed)
-    n_in, n_out = task.n_inputs, task.n_actions
-    group = torch.arange(n_in) * task.n_patterns // n_in            # input neuron -> its pattern group
-    onehot = torch.nn.functional.one_hot(group, task.n_patterns).float()   # [n_in, n_patterns]
-    group_mean = onehot / onehot.sum(dim=0)
-    w = task.w_init_max * torch.rand(n_out, n_in, generator=gen)
-    w0 = w.clone()
-    steps_stim = int(round(task.stimulus_ms / dt))
-    steps_delay = int(round(task.delay_ms / dt))
-    steps_iti = int(round(task.iti_ms / dt))
-    n_steps = steps_stim + steps_delay + steps_iti
-    reward_step = steps_stim + steps_delay                         # reward delivered at this step
-    inhibit = task.inhibition * (1.0 - torch.eye(n_out))
-    state = rstdp_init(1, n_in, n_out, rule=rule)
-    v = torch.zeros(1, n_out)
-    alpha = lif.decay(dt)
-    patterns = torch.randint(task.n_patterns, (n_trials,), generator=gen)
-    correct = torch.zeros(n_trials)
-    rewards = torch.zeros(n_trials)
-    actions = torch.full((n_trials,), -1, dtype=torch.long)
-    group_w = [w @ group_mean]
-    trials = {}
-    for trial in tqdm(range(n_trials), disable=not progress, desc=f"R-STDP ({rule})", leave=False):
-        p = int(patterns[trial])
-        rate = torch.full((n_steps, 1, n_in), task.background_rate_hz)
-        rate[:steps_stim, 0, group == p] = task.stimulus_rate_hz
-        pre_all = poisson_spikes(rate, dt_ms=dt, generator=gen)   # the whole trial at once
-        counts = torch.zeros(n_out)
-        rec = trial in record_trials
-        log = {"pre": [], "post": [], "dopamine": [], "z_group": []} if rec else None
-        r_trial = 0.0
-        post = torch.zeros(1, n_out)
-        for k in range(n_steps):
-            pre = pre_all[k]
-            # lateral inhibition from the previous step's output spikes, then the feed-forward input
-            post, _, v = lif_step(pre @ w.T - post @ inhibit, v, alpha=alpha, v_threshold=lif.v_threshold,
-                                  reset=lif.reset)
-            if k < steps_stim:
-                counts += post[0]
-            pulse = 0.0
-            if k == reward_step:
-                if counts.max() > 0:
-                    winners = torch.nonzero(counts == counts.max()).flatten()
-                    a = int(winners[torch.randint(len(winners), (1,), generator=gen)])
-                    actions[trial] = a
-                    r_trial = 1.0 if a == p % n_out else -1.0
-                pulse = r_trial
-            dw, state = rstdp_step(pre, post, state, w, reward_pulse=pulse, rule=rule, params=params,
-                                   dopamine=dopamine, dt=dt)
-            w = w + dw
-            if rec:
-                log["pre"].append(pre[0])
-                log["post"].append(post[0])
-                log["dopamine"].append(state.dopamine.clone())
-                z = state.florian.z if rule == "mstdpet" else torch.zeros(n_out, n_in)
-                log["z_group"].append(z @ group_mean)
-        rewards[trial] = r_trial
-        correct[trial] = float(r_trial > 0)
-        group_w.append(w @ group_mean)
-        if rec:
-            trials[trial] = {key: torch.stack(val) for key, val in log.items()}
-            trials[trial].update(pattern=p, reward_step=reward_step, steps_stim=steps_stim)
-    return {"correct": correct, "reward": rewards, "pattern": patterns, "action": actions, "w": w, "w0": w0,
-            "group_w": torch.stack(group_w), "trials": trials, "rule": rule}
-
-
-# --------------------------------------------------------------------------- figures (notebook 06)
-def plot_learning(results: dict, *, window: int = 10):
-    """Left: running fraction correct per rule; right: mean weight from each pattern group to each action."""
-    import matplotlib.pyplot as plt
-
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.2))
-    for label, res in results.items():
-        c = res["correct"].numpy()
-        k = min(window, len(c))
-        running = [c[max(0, i - k + 1):i + 1].mean() for i in range(len(c))]
-        ax1.plot(range(1, len(c) + 1), running, label=label)
-    ax1.axhline(0.5, color="grey", linestyle=":", label="chance")
-    ax1.set_xlabel("trial")
-    ax1.set_ylabel(f"fraction correct (last {window})")
-    ax1.set_ylim(-0.02, 1.02)
-    ax1.legend(fontsize="small")
-    first = next(iter(results.values()))
-    gw = first["group_w"]
-    for a in range(gw.shape[1]):
-        for p in range(gw.shape[2]):
-            ax2.plot(gw[:, a, p], label=f"pattern {p} -> action {a}", linestyle="-" if a == p % gw.shape[1] else "--")
-    ax2.set_xlabel("trial")
-    ax2.set_ylabel("mean weight")
-    ax2.set_title(next(iter(results)))
-    ax2.legend(fontsize="small")
-    fig.tight_layout()
-    return fig
-
-
-def plot_trial(trial: dict, *, dt: float = 1.0):
-    """One recorded trial: input raster, output raster, dopamine, and the eligibility of each group."""
-    import matplotlib.pyplot as plt
-
-    from ..plots import raster
-
-    fig, axes = plt.subplots(4, 1, figsize=(8, 6.5), sharex=True,
-                             gridspec_kw={"height_ratios": [2, 0.8, 1, 1.4]})
-    raster(trial["pre"], dt=dt, ax=axes[0], markersize=3)
-    axes[0].set_ylabel("input")
-    axes[0].axvspan(0, trial["steps_stim"] * dt, color="tab:green", alpha=0.1, label="stimulus")
-    axes[0].legend(fontsize="small", loc="upper right")
-    raster(trial["post"], dt=dt, ax=axes[1], markersize=6, color="tab:red")
-    axes[1].set_ylabel("action")
-    t = torch.arange(trial["dopamine"].shape[0]) * dt
-    axes[2].plot(t, trial["dopamine"], color="tab:purple")
-    axes[2].set_ylabel("dopamine d")
-    z = trial["z_group"]
-    for a in range(z.shape[1]):
-        for p in range(z.shape[2]):
-            axes[3].plot(t, z[:, a, p], label=f"z: pattern {p} -> action {a}")
-    axes[3].axvline(trial["reward_step"] * dt, color="k", linestyle=":", label="reward")
-    axes[3].set_ylabel("eligibility")
-    axes[3].set_xlabel("time in trial (ms)")
-    axes[3].legend(fontsize="small", loc="upper right")
-    for ax in axes[:3]:
-        ax.set_xlabel("")
-    fig.tight_layout()
-    return fig

@@ -4,14 +4,13 @@ import math
 import pytest
 import torch
 
+from snnlab.experiments.reward import DelayedRewardTask, run_delayed_reward_task
 from snnlab.learning.reward import (
     DEFAULT_RULE,
-    DelayedRewardTask,
     DopamineParams,
     RewardModulatedSTDP,
     rstdp_init,
     rstdp_step,
-    run_delayed_reward_task,
 )
 from snnlab.plasticity.florian import FlorianParams
 

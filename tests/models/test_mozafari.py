@@ -11,21 +11,18 @@ import pytest
 import torch
 
 from snnlab.data import load_digits_split
+from snnlab.experiments.mozafari import MozafariTrainer, epoch_order, plot_study, torch_threads
 from snnlab.models.mozafari import (
     MozafariConfig,
     MozafariNet,
-    MozafariTrainer,
     conv_potentials,
-    epoch_order,
     load_network,
     pad_times,
-    plot_study,
     pool_times,
     rstdp_epoch,
     rstdp_train_step,
     save_network,
     stdp_train_step,
-    torch_threads,
 )
 from snnlab.plasticity.mozafari import RSTDPParams, adapted_rates, scheduled_rates
 
@@ -240,7 +237,7 @@ def test_trainer_first_steps_change_nothing_but_speed_on_real_digits(mnist_few, 
     # against the per-step reference: the same winners. A conv1 threshold of 38 makes conv1 sparse
     # and the conv2 winners late (as a trained conv1 does), so the first try (steps 0..3), the
     # second (4..5) and the whole recompute past the 6-step cache all occur.
-    import snnlab.models.mozafari as moz
+    import snnlab.experiments.mozafari as moz   # the trainer reads FIRST_STEPS here
 
     x, y = mnist_few
     cfg = MozafariConfig(thresholds=thresholds)

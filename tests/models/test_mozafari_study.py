@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from snnlab.data import load_mnist5k_split
-from snnlab.models.mozafari import MozafariConfig, MozafariNet, MozafariTrainer, plot_learning_curve
+from snnlab.experiments.mozafari import MozafariTrainer, plot_learning_curve
+from snnlab.models.mozafari import MozafariConfig, MozafariNet
 from snnlab.plasticity.mozafari import RSTDPParams
 
 ROOT = Path(__file__).resolve().parents[2]

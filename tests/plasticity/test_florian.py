@@ -11,8 +11,10 @@ import pytest
 import torch
 from torch import nn
 
+from snnlab.experiments import florian as flx
+from snnlab.experiments.florian import run_seed_example
 from snnlab.plasticity import florian as fl
-from snnlab.plasticity.florian import FlorianParams, init_state, rule_step, run_seed_example, simulate
+from snnlab.plasticity.florian import FlorianParams, init_state, rule_step, simulate
 
 PRE, POST = (10, 85, 115, 135), (15, 75, 110, 140)
 A, TAU, TAU_Z, W0 = 0.2, 20.0, 25.0, 0.2
@@ -400,14 +402,14 @@ def test_delayed_mstdp_matches_spikingjelly_learner_with_batch_reward():
 
 # ----------------------------------------------------------------------------- the network experiment
 def test_run_reward_task_is_seeded_and_shaped():
-    cfg = fl.RewardTaskConfig(n_per_input=4, n_hidden=5, trial_ms=30, n_trials=2, n_test_trials=1)
-    a = fl.run_reward_task("mstdp", config=cfg, seed=3)
-    b = fl.run_reward_task("mstdp", config=cfg, seed=3)
+    cfg = flx.RewardTaskConfig(n_per_input=4, n_hidden=5, trial_ms=30, n_trials=2, n_test_trials=1)
+    a = flx.run_reward_task("mstdp", config=cfg, seed=3)
+    b = flx.run_reward_task("mstdp", config=cfg, seed=3)
     assert a["counts"].shape == (2, 2) and a["rate_after_hz"].shape == (2,)
     np.testing.assert_array_equal(a["counts"], b["counts"])
     np.testing.assert_array_equal(a["w_hidden_out"], b["w_hidden_out"])
     assert (np.abs(a["w_hidden_out"]) <= cfg.w_max).all()
-    et = fl.run_reward_task("mstdpet", config=cfg, seed=3)
+    et = flx.run_reward_task("mstdpet", config=cfg, seed=3)
     np.testing.assert_array_equal(et["rate_before_hz"], a["rate_before_hz"])  # same seed, same start
 
 
@@ -415,9 +417,9 @@ def test_run_reward_task_is_seeded_and_shaped():
                                          (dict(targets=(1,)), "targets")])
 def test_reward_task_config_rejects_bad_fields(kwargs, name):
     with pytest.raises(ValueError, match=name):
-        fl.RewardTaskConfig(**kwargs)
+        flx.RewardTaskConfig(**kwargs)
 
 
 def test_run_reward_task_rejects_stdp():
     with pytest.raises(ValueError, match="rule"):
-        fl.run_reward_task("stdp")
+        flx.run_reward_task("stdp")

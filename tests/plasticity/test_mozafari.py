@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from snnlab.models.mozafari import torch_threads
+from snnlab.experiments.mozafari import torch_threads
 from snnlab.plasticity.mozafari import (
     LearningRateSchedule,
     RSTDPParams,

@@ -13,7 +13,8 @@ import torch
 
 from snnlab import train
 from snnlab.errors import CheckpointError, ConfigError, DataError
-from snnlab.models.mozafari import MozafariConfig, MozafariNet, MozafariTrainer, load_network, save_network
+from snnlab.experiments.mozafari import MozafariTrainer
+from snnlab.models.mozafari import MozafariConfig, MozafariNet, load_network, save_network
 from snnlab.models.spikingresformer import spikingresformer
 
 ROOT = Path(__file__).resolve().parents[2]
