@@ -23,6 +23,9 @@ LIF: tau 2, threshold 1, hard reset to 0, ATan surrogate (alpha 2), detached res
 The firing-rate EMAs use momentum 0.999 and are updated in training only; they are buffers, so they
 travel with checkpoints and DDP broadcasts them.
 
+Plasticity sites: the model names ``"dssa_proj"`` (:meth:`SpikingResformer.plasticity_site`), so a local
+rule such as DA-SSDP (:mod:`snnlab.plasticity.dassdp`) attaches to it without importing this module.
+
 Reference: X. Shi, Z. Hao, Z. Yu, "SpikingResformer: Bridging ResNet and Vision Transformer in Spiking
 Neural Networks", CVPR 2024, arXiv:2403.14302. Used by ``notebooks/03_da_ssdp_spikingresformer.ipynb``
 and ``snnlab train``.
@@ -35,6 +38,7 @@ import torch
 import torch.nn as nn
 from spikingjelly.activation_based import functional, layer, neuron, surrogate
 
+from ..plasticity.sites import TAPS, PlasticitySite
 from ..utils import check_choice, check_int
 
 NEURONS = ("lif", "plif")
@@ -312,6 +316,44 @@ class SpikingResformer(nn.Module):
         functional.reset_net(self)
         return self.classifier(self.features(x)).mean(0)
 
+    #: The plasticity sites this model names (see :mod:`snnlab.plasticity.sites`): rules that attach to
+    #: the model, such as DA-SSDP, ask :meth:`plasticity_site` for them instead of importing the model.
+    plasticity_sites: tuple[str, ...] = ("dssa_proj",)
+
+    def plasticity_site(self, name: str, *, tap: str = "synapse") -> PlasticitySite:
+        """The named plasticity site: its weight and where its pre- and post-synaptic spikes are read.
+
+        ``"dssa_proj"``: ``W_proj`` (``proj``), the 1x1 output projection of the first DSSA block of the
+        last stage (the released DA-SSDP site).
+
+        * ``tap="synapse"``: pre = the spikes entering ``proj`` (its input: ``act_out``'s output), post =
+          the output of the first spiking neuron of the next block in the last stage (the neuron that
+          reads the block's output, e.g. the GWFFN's ``act_up``), one row per (sample, position): a 1x1
+          convolution is one synapse per position (``readout="position"``).
+        * ``tap="block"``: the DSSA block's input and output, a channel active when positive anywhere on
+          its map (``readout="any"``; what the released code reads).
+
+        Args:
+            name: one of :attr:`plasticity_sites`.  tap: ``"synapse"`` or ``"block"``.
+        Returns:
+            a :class:`~snnlab.plasticity.sites.PlasticitySite`.
+        """
+        check_choice("name", name, self.plasticity_sites)
+        check_choice("tap", tap, TAPS)
+        last = list(self.stages[-1])
+        where = [i for i, m in enumerate(last) if isinstance(m, DSSA)]
+        if not where:
+            raise ValueError("sites: 'dssa_proj' needs a SpikingResformer whose last stage has a DSSA block")
+        block = last[where[0]]
+        if tap == "block":
+            return PlasticitySite(block.proj.weight, (block, "input"), (block, "output"), readout="any")
+        # the post-synaptic neurons of W_proj: the first LIF that reads the block's output
+        reader = _first_neuron(last[where[0] + 1]) if where[0] + 1 < len(last) else None
+        if reader is None:
+            raise ValueError("sites: 'dssa_proj' with dssa_tap 'synapse' needs a spiking block after the DSSA "
+                             "block in the last stage (its input neurons read the projection)")
+        return PlasticitySite(block.proj.weight, (block.proj, "input"), (reader, "output"), readout="position")
+
     def dssa_blocks(self) -> list[tuple[str, DSSA]]:
         """``(qualified name, module)`` of every DSSA block, in depth order."""
         return [(n, m) for n, m in self.named_modules() if isinstance(m, DSSA)]
@@ -321,6 +363,11 @@ class SpikingResformer(nn.Module):
 
     def backbone_state_dict(self) -> dict:
         return {k: v for k, v in self.state_dict().items() if not k.startswith(self.head_names())}
+
+
+def _first_neuron(module: nn.Module) -> nn.Module | None:
+    """The first spiking neuron (spikingjelly ``BaseNode``) inside ``module``, in definition order."""
+    return next((m for m in module.modules() if isinstance(m, neuron.BaseNode)), None)
 
 
 def build_config(variant: str = "nano", **overrides) -> SpikingResformerConfig:

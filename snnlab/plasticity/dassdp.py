@@ -62,11 +62,11 @@ import torch
 import torch.nn as nn
 
 from ..utils import check_choice, check_float, check_int
+from .sites import TAPS
 
 VARIANTS = ("released", "paper")
 LATENCIES = ("first", "last")
 GATES = ("fitted", "constant")
-TAPS = ("block", "synapse")
 READOUTS = ("any", "time_mean")
 GATE_LOSSES = ("sample", "batch")
 SILENT_LATENCIES = ("T", "zero")
@@ -229,16 +229,19 @@ class DASSDPParams:
         sigma: timing-kernel width (time steps). warmup_epochs: epochs without updates (gate data).
         latency: ``"first"`` or ``"last"`` spike. gate: ``"fitted"`` (k from the warm-up) or
         ``"constant"`` (k = 0, G = 1: the control that removes the dopamine signal).
-        sites: ``"classifier"``, ``"dssa_proj"`` (1x1 output projection of the first DSSA block of the
-        last stage) or dotted module names of other ``Linear`` / 1x1 ``Conv2d`` layers.
-        dssa_tap: where the ``dssa_proj`` site reads spikes: ``"synapse"`` (pre: the LIF feeding the
-        projection; post: the LIF reading it, i.e. the next block's input neuron; per position) or
-        ``"block"`` (the DSSA block's input/output, positive anywhere on the map, as released).
+        sites: sites the model names (``model.plasticity_sites``; SpikingResformer: ``"dssa_proj"``, the
+        1x1 output projection of the first DSSA block of the last stage) or dotted module names of
+        ``Linear`` / 1x1 ``Conv2d`` layers (``"classifier"``), read at their input and output.
+        dssa_tap: the ``tap`` asked of a site the model names (:mod:`snnlab.plasticity.sites`): for
+        ``dssa_proj``, ``"synapse"`` (pre: the LIF feeding the projection; post: the LIF reading it,
+        i.e. the next block's input neuron; per position) or ``"block"`` (the DSSA block's
+        input/output, positive anywhere on the map, as released).
         classifier_readout: the classifier's indicators: ``"any"`` (positive at some step) or
         ``"time_mean"`` (time-averaged input / logits positive, as released).
         gate_loss: the loss paired with each sample's synchrony in the warm-up: ``"sample"`` (its own)
             or ``"batch"`` (the batch mean, repeated, as released).
-        dssa_silent_latency: latency of a silent unit at the ``dssa_proj`` site, ``"T"`` or ``"zero"`` (released).
+        dssa_silent_latency: latency of a silent unit at the sites the model names (``dssa_proj``), ``"T"``
+        or ``"zero"`` (released).
         control: ``"none"`` or ``"random"`` (each dW replaced by seeded noise of the same norm).
         ddp_sync: all-reduce statistics and updates so every rank applies the same dW.
         variant: the name the defaults came from (for the record).
@@ -346,12 +349,6 @@ def _readout(x: torch.Tensor, readout: str) -> tuple[torch.Tensor, torch.Tensor]
     return pos, pos.any(0).float()
 
 
-def _first_neuron(module: nn.Module) -> nn.Module | None:
-    from spikingjelly.activation_based import neuron
-
-    return next((m for m in module.modules() if isinstance(m, neuron.BaseNode)), None)
-
-
 class DASSDP:
     """DA-SSDP attached to a model: forward hooks read the sites' spikes, :meth:`step` applies the rule.
 
@@ -365,6 +362,9 @@ class DASSDP:
                 loss_b.mean().backward(); opt.step(); opt.zero_grad()
                 diag = plast.step(loss_b)                 # after the optimizer step
 
+    Sites are found without importing the model: a name in ``model.plasticity_sites`` is resolved by
+    ``model.plasticity_site(name, tap=params.dssa_tap)`` (:mod:`snnlab.plasticity.sites`), any other
+    name as a ``Linear`` / 1x1 ``Conv2d`` submodule read at its input and output.
     Spikes are recorded only in training mode. Under ``torch.distributed`` the gate moments and the
     per-site sums are all-reduced, so every rank fits the same gate and adds the same dW. ``seed``
     drives only ``control="random"``.
@@ -388,29 +388,19 @@ class DASSDP:
     # ----------------------------------------------------------------- sites
     def _resolve(self, name: str) -> _Site:
         model, p = self.model, self.params
-        if name == "dssa_proj":
-            from ..models.spikingresformer import DSSA
-
-            stages = getattr(model, "stages", None)
-            last = list(stages[-1]) if stages is not None else []
-            where = [i for i, m in enumerate(last) if isinstance(m, DSSA)]
-            if not where:
-                raise ValueError("sites: 'dssa_proj' needs a SpikingResformer whose last stage has a DSSA block")
-            block = last[where[0]]
-            if p.dssa_tap == "block":
-                return _Site(name, block.proj.weight, (block, "input"), (block, "output"),
-                             silent=p.dssa_silent_latency)
-            # the post-synaptic neurons of W_proj: the first LIF that reads the block's output
-            reader = _first_neuron(last[where[0] + 1]) if where[0] + 1 < len(last) else None
-            if reader is None:
-                raise ValueError("sites: 'dssa_proj' with dssa_tap 'synapse' needs a spiking block after the DSSA "
-                                 "block in the last stage (its input neurons read the projection)")
-            return _Site(name, block.proj.weight, (block.proj, "input"), (reader, "output"), readout="position",
+        named = getattr(model, "plasticity_sites", ())
+        if name in named:
+            # a site the model names itself (SpikingResformer: "dssa_proj"), see snnlab.plasticity.sites
+            site = model.plasticity_site(name, tap=p.dssa_tap)
+            return _Site(name, site.weight, site.pre, site.post, readout=site.readout,
                          silent=p.dssa_silent_latency)
         try:
             module = model.get_submodule(name)
         except AttributeError as exc:
-            raise ValueError(f"sites: the model has no module {name!r}") from exc
+            hint = (f" and names no such plasticity site (it names {', '.join(map(repr, named))})" if named else
+                    " and names no plasticity sites (a model names its own through plasticity_sites and "
+                    "plasticity_site(name, tap=...): SpikingResformer names 'dssa_proj')")
+            raise ValueError(f"sites: the model has no module {name!r}{hint}") from exc
         readout = p.classifier_readout if name == "classifier" else "any"
         if isinstance(module, nn.Linear):
             return _Site(name, module.weight, (module, "input"), (module, "output"), readout=readout)

@@ -118,3 +118,22 @@ def test_layer_report_lists_every_neuron_layer():
     assert len(rows) == sum(isinstance(m, neuron.BaseNode) for m in model.modules())
     assert all(0.0 <= r["rate"] <= 1.0 and r["shape"][:2] == (4, 2) for r in rows)
     assert model.training  # mode restored
+
+
+def test_plasticity_site_names_dssa_proj_with_both_taps():
+    model = spikingresformer("nano", img_size=8)
+    assert model.plasticity_sites == ("dssa_proj",)
+    last = list(model.stages[-1])
+    block, nxt = last[1], last[2]                                    # [Downsample, DSSA, GWFFN]
+    assert isinstance(block, DSSA)
+    syn = model.plasticity_site("dssa_proj", tap="synapse")
+    assert syn.weight is block.proj.weight and syn.readout == "position"
+    assert syn.pre[0] is block.proj and syn.pre[1] == "input"
+    assert syn.post[0] is nxt.act_up and syn.post[1] == "output"     # the first LIF that reads the block
+    blk = model.plasticity_site("dssa_proj", tap="block")
+    assert blk.weight is block.proj.weight and blk.readout == "any"
+    assert (blk.pre, blk.post) == ((block, "input"), (block, "output"))
+    with pytest.raises(ValueError, match="name"):
+        model.plasticity_site("classifier")
+    with pytest.raises(ValueError, match="tap"):
+        model.plasticity_site("dssa_proj", tap="layer")

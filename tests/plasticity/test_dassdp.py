@@ -388,3 +388,39 @@ def test_random_control_has_the_norm_of_the_rule_and_not_its_direction():
     a, b = dws["none"], dws["random"]
     assert float(b.norm()) == pytest.approx(float(a.norm()), rel=1e-3)
     assert abs(float(torch.nn.functional.cosine_similarity(a, b, dim=0))) < 0.2
+
+
+def test_dassdp_attaches_to_a_site_any_model_names():
+    """The rule imports no model: a model names a site (weight, pre tap, post tap, readout) and the rule
+    reads what it is given. Here the post-synaptic neuron lives outside the synapse's module."""
+    from snnlab.plasticity.sites import PlasticitySite
+
+    class Named(nn.Module):
+        plasticity_sites = ("syn",)
+
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(6, 3, bias=False)
+            self.act = nn.ReLU()             # stands for a spiking neuron: positive = spike
+
+        def forward(self, x):                # x: [T, B, 6]
+            return self.act(self.fc(x) - 0.1)
+
+        def plasticity_site(self, name, *, tap="synapse"):
+            assert name == "syn" and tap == "synapse"
+            return PlasticitySite(self.fc.weight, (self.fc, "input"), (self.act, "output"))
+
+    torch.manual_seed(0)
+    model = Named().train()
+    plast = DASSDP(model, variant_params("paper", warmup_epochs=0, sites=["syn"]))
+    x = (torch.rand(4, 5, 6) > 0.5).float()
+    pre_seq = x > 0
+    post_seq = model.act(model.fc(x) - 0.1).detach() > 0
+    w0 = model.fc.weight.detach().clone()
+    model(x)
+    plast.step(torch.rand(5))
+    expected = ssdp_delta(pre_seq.any(0).float(), post_seq.any(0).float(), spike_latency(pre_seq, "first"),
+                          spike_latency(post_seq, "first"), torch.ones(5), 1.5e-3, 1e-4, 1.0)
+    torch.testing.assert_close(model.fc.weight.detach() - w0, expected, atol=1e-8, rtol=1e-5)
+    with pytest.raises(ValueError, match="names no such plasticity site"):
+        DASSDP(Named(), variant_params("paper", sites=["dssa_proj"]))
