@@ -6,7 +6,7 @@ BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.snnlab-installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test lab venv clean handouts
+.PHONY: demo test test-fast lab venv clean handouts
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "snnlab needs Python >= 3.11 (set PYTHON=python3.11)")'
@@ -21,6 +21,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
+
+# The unit tests without notebook executions and subprocess-heavy tests: under 2 minutes on 2 cores.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -n 2 -m "not notebook and not slow" $(PYTEST_ARGS)
 
 handouts: $(STAMP)
 	$(BIN)/snnlab handout --to html pdf --version student instructor

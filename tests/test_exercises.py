@@ -82,6 +82,7 @@ def test_student_version_is_valid_and_has_no_solution(path):
     assert not any("instructor" in tags(c) for c in student.cells if c.cell_type == "markdown")
 
 
+@pytest.mark.notebook
 def test_welcome_student_version_runs_top_to_bottom(tmp_path, monkeypatch):
     path = ROOT / "notebooks" / "00_welcome.ipynb"
     monkeypatch.setenv("SNNLAB_FIGURES", str(tmp_path / "figures"))

@@ -196,6 +196,7 @@ def test_network_references_finds_fetches_not_links():
 
 
 # --------------------------------------------------------------------------- tiny notebook end to end
+@pytest.mark.notebook
 def test_student_html_has_prompt_and_stub_but_no_solution(tiny_handouts):
     source, out = tiny_handouts
     text = page_text((out / "01_tiny.student.html").read_text(encoding="utf-8"))
@@ -208,6 +209,7 @@ def test_student_html_has_prompt_and_stub_but_no_solution(tiny_handouts):
     assert "LAST_CELL_RAN" in text  # the stub notebook ran top to bottom
 
 
+@pytest.mark.notebook
 def test_instructor_html_keeps_solutions_and_they_pass_the_checks(tiny_handouts):
     source, out = tiny_handouts
     text = page_text((out / "01_tiny.instructor.html").read_text(encoding="utf-8"))
@@ -217,6 +219,7 @@ def test_instructor_html_keeps_solutions_and_they_pass_the_checks(tiny_handouts)
     assert "Error" not in re.sub(r"NotImplementedError\(", "", text.split("CHECK_ONE_PASSED")[0])
 
 
+@pytest.mark.notebook
 @pytest.mark.parametrize("version", ["student", "instructor"])
 def test_html_is_self_contained(tiny_handouts, version):
     _, out = tiny_handouts
@@ -229,6 +232,7 @@ def test_html_is_self_contained(tiny_handouts, version):
     assert len(re.findall(r"https?://cdn\.plot\.ly/plotly", page)) == 0
 
 
+@pytest.mark.notebook
 def test_ipynb_versions_have_no_outputs(tiny_handouts):
     _, out = tiny_handouts
     student = nbformat.read(out / "01_tiny.student.ipynb", as_version=4)
@@ -239,6 +243,7 @@ def test_ipynb_versions_have_no_outputs(tiny_handouts):
     assert not any("SOLUTION_ONE" in c.source for c in student.cells)
 
 
+@pytest.mark.notebook
 def test_student_run_refuses_errors_an_exercise_does_not_explain(tmp_path):
     nb = nbformat.read(tiny_notebook(tmp_path / "02_bad.ipynb", figures=False), as_version=4)
     nb.cells[-1].source = "1 / 0"
@@ -248,6 +253,7 @@ def test_student_run_refuses_errors_an_exercise_does_not_explain(tmp_path):
 
 
 # --------------------------------------------------------------------------- 00_welcome
+@pytest.mark.notebook
 def test_welcome_student_html_has_no_solution_code(welcome_handouts):
     text = page_text(welcome_handouts["00_welcome.student.html"])
     body = solution_body(nbformat.read(WELCOME, as_version=4))
@@ -256,6 +262,7 @@ def test_welcome_student_html_has_no_solution_code(welcome_handouts):
     assert 'raise NotImplementedError("Exercise: complete firing_rate_hz()' in text
 
 
+@pytest.mark.notebook
 def test_welcome_solution_passes_the_check_cell(welcome_handouts):
     text = page_text(welcome_handouts["00_welcome.instructor.html"])
     assert all(line in text for line in solution_body(nbformat.read(WELCOME, as_version=4)))
@@ -263,6 +270,7 @@ def test_welcome_solution_passes_the_check_cell(welcome_handouts):
     assert "Traceback" not in text and "NotImplementedError" not in text
 
 
+@pytest.mark.notebook
 def test_welcome_html_is_self_contained(welcome_handouts):
     for page in welcome_handouts.values():
         assert handout.network_references(page) == []
@@ -270,6 +278,8 @@ def test_welcome_html_is_self_contained(welcome_handouts):
 
 
 # --------------------------------------------------------------------------- PDF and the command line
+@pytest.mark.slow
+@pytest.mark.notebook
 def test_pdf_is_printed_by_headless_chromium(tiny_handouts, tmp_path):
     if handout.find_chromium() is None:
         pytest.skip("Chromium is not installed (apt-get install chromium); CI installs it")

@@ -68,6 +68,7 @@ def test_notebook_metadata_registry(path):
     assert len(meta["bad_parameters"]) == 1 and set(meta["bad_parameters"]) <= set(declared)
 
 
+@pytest.mark.notebook
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
 def test_notebook_runs_through_snnlab_run_with_test_parameters(path, tmp_path, figures_dir):
     params = load(path).metadata["snnlab"]["test_parameters"]
@@ -88,6 +89,7 @@ def test_notebook_runs_through_snnlab_run_with_test_parameters(path, tmp_path, f
     assert record["parameters"] == params
 
 
+@pytest.mark.notebook
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
 def test_notebook_refuses_its_bad_parameter(path, tmp_path, capsys):
     (name, value), = load(path).metadata["snnlab"]["bad_parameters"].items()
@@ -97,6 +99,7 @@ def test_notebook_refuses_its_bad_parameter(path, tmp_path, capsys):
     assert f"{path.name} failed in cell" in err and name in err and "Error" in err
 
 
+@pytest.mark.notebook
 @pytest.mark.parametrize("path", [p for p in NOTEBOOKS if "data_path" in run.declared_parameters(p)],
                          ids=lambda p: p.name)
 def test_notebook_missing_data_path_is_a_clear_error(path, tmp_path, capsys):

@@ -1,5 +1,8 @@
 """The install story: pins agree across files, torch is never unpinned, README/CI/Makefile agree."""
+import json
 import re
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -79,3 +82,54 @@ def test_snnlab_never_imports_torchvision_timm_or_torchaudio():
     pattern = re.compile(r"^\s*(import|from)\s+(torchvision|timm|torchaudio)\b", re.M)
     offenders = [p.relative_to(ROOT) for p in (ROOT / "snnlab").rglob("*.py") if pattern.search(p.read_text())]
     assert not offenders, f"these modules import packages that fail on CPU torch: {offenders}"
+
+
+# ----------------------------------------------------------------------------- the fast lane
+# `make test-fast` runs `-m "not notebook and not slow"`. The markers are what keeps a notebook out of
+# it, so a notebook execution without one would silently slow the lane (or a misspelt marker would
+# silently drop a test): pytest collects, in a subprocess, the files that execute notebooks, and the
+# probe reports each item's markers. Collection only: no kernel starts.
+MARKER_PROBE = """
+import json, sys, pytest
+class Probe:
+    items = []
+    def pytest_collection_finish(self, session):
+        Probe.items = [[i.nodeid, sorted({m.name for m in i.iter_markers()})] for i in session.items]
+code = pytest.main(["--collect-only", "-q", "-p", "no:cacheprovider", *sys.argv[1:]], plugins=[Probe()])
+print("MARKERS=" + json.dumps(Probe.items))
+sys.exit(code)
+"""
+EXECUTES_A_NOTEBOOK = re.compile(
+    r"^notebooks/"                                                      # nbval's cells
+    r"|::test_notebook_(runs_through_snnlab_run|refuses_its_bad_parameter|missing_data_path)"
+    r"|::test_welcome_student_version_runs_top_to_bottom"
+    r"|^tests/reliability/test_run_reliability\.py::")
+
+
+def test_every_notebook_execution_carries_the_notebook_marker():
+    paths = ["notebooks", "tests/test_notebooks.py", "tests/test_exercises.py",
+             "tests/reliability/test_run_reliability.py"]
+    proc = subprocess.run([sys.executable, "-c", MARKER_PROBE, *paths], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    line, = [ln for ln in proc.stdout.splitlines() if ln.startswith("MARKERS=")]
+    markers = dict(json.loads(line.removeprefix("MARKERS=")))
+    executing = [node for node in markers if EXECUTES_A_NOTEBOOK.search(node)]
+    nbval = [node for node in executing if node.startswith("notebooks/")]
+    assert len(nbval) > 50 and len(executing) > len(nbval) + 20      # the probe saw them
+    assert [node for node in executing if "notebook" not in markers[node]] == []
+    # the static checks of the notebooks stay in the fast lane
+    static = [node for node in markers if "::test_notebook_is_committed_without_outputs" in node]
+    assert static and all(not {"notebook", "slow"} & set(markers[node]) for node in static)
+
+
+def test_make_test_runs_everything_and_test_fast_skips_notebooks_and_slow_tests():
+    makefile = (ROOT / "Makefile").read_text()
+    recipes = dict(re.findall(r"^([\w-]+):[^\n]*\n\t([^\n]*)", makefile, re.M))
+    assert recipes["test"] == "$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)"
+    assert recipes["test-fast"] == '$(BIN)/python -m pytest -n 2 -m "not notebook and not slow" $(PYTEST_ARGS)'
+    assert re.search(r"^\.PHONY:.*\btest-fast\b", makefile, re.M)
+    assert re.search(r"^\s*make test\s*$", (ROOT / ".ci" / "run").read_text(), re.M)   # CI: the full suite
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]
+    assert {m.split(":")[0] for m in declared["markers"]} == {"notebook", "slow"}
+    assert "--strict-markers" in declared["addopts"]    # a misspelt marker is an error, not a silent no-op

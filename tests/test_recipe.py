@@ -136,6 +136,7 @@ TINY = {"img_size": 8, "max_train_samples": 64, "max_eval_samples": 32, "batch_s
         "threads": 1, "progress": False, "lr": 5e-3, "min_lr": 1e-4}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("schedule", ["timm", "step"])
 def test_run_trains_the_cooldown_and_resumes_through_it(tmp_path, schedule):
     cfg = train.load_config(DIGITS, {**TINY, "epochs": 2, "cooldown_epochs": 1, "warmup_epochs": 1,

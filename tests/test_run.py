@@ -1,4 +1,4 @@
-"""`snnlab run` argument handling (fast: no kernel is started in these tests)."""
+"""`snnlab run` argument handling (fast: no kernel is started, except in the tests marked `notebook`)."""
 import json
 import os
 import subprocess
@@ -197,6 +197,7 @@ def test_handout_refuses_an_output_file_in_one_line(tmp_path, capsys):
     assert target.read_text() == "x"
 
 
+@pytest.mark.notebook
 def test_parallel_run_executes_each_notebook_and_reports_failures(tmp_path, capsys, monkeypatch):
     import nbformat
 
@@ -226,6 +227,7 @@ def test_parallel_run_executes_each_notebook_and_reports_failures(tmp_path, caps
     assert (out / "results.csv").read_text() == "notebook,run,status\n01_good,.,ok\n02_bad,.,failed\n"
 
 
+@pytest.mark.notebook
 def test_parameters_file_is_used_and_command_line_wins(tmp_path, capsys):
     import nbformat
 
@@ -287,6 +289,7 @@ def test_run_folder_names_are_ordered_and_safe_for_file_names():
     assert run.run_folder_name(()) == ""
 
 
+@pytest.mark.notebook
 def test_grid_runs_each_setting_in_its_own_folder_and_tables_the_results(tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("SNNLAB_FIGURES", raising=False)  # the default: each run's figures in its own folder
     notebook = tiny_results_notebook(tmp_path / "tiny.ipynb")
@@ -454,6 +457,7 @@ def test_stale_results_temporaries_of_dead_runs_are_removed(tmp_path):
     assert alive.exists() and kept.exists()
 
 
+@pytest.mark.notebook
 def test_parallel_runs_give_each_kernel_its_share_of_the_cores(tmp_path, monkeypatch):
     """-j N: each kernel starts torch with cores // N threads (unless OMP_NUM_THREADS is set), so N
     notebooks that each use 'all the cores' do not oversubscribe the machine."""

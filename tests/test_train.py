@@ -91,6 +91,7 @@ def test_shard_batches_partition_the_epoch():
     assert a != c                                       # a new order each epoch
 
 
+@pytest.mark.slow
 def test_resume_equals_uninterrupted(tmp_path):
     cfg = tiny_config(epochs=2, **{"dassdp.enabled": True, "dassdp.warmup_epochs": 1})
     full = train.run(cfg, output_dir=tmp_path / "full", return_model=True)
@@ -137,6 +138,7 @@ def test_test_only_evaluates_best_checkpoint(tmp_path):
     assert again["test"]["acc"] == pytest.approx(res["reported_test_acc"])
 
 
+@pytest.mark.slow
 def test_torchrun_two_processes_end_with_identical_weights(tmp_path):
     out = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes=1", "--nproc-per-node=2",
@@ -173,6 +175,7 @@ def test_summarise_study_pairs_by_seed():
     assert out["paper"]["t_hi"] - 2.0 == pytest.approx(12.7062, rel=1e-4)
 
 
+@pytest.mark.slow
 def test_dassdp_study_script_runs_and_extends(tmp_path):
     out = tmp_path / "s.json"
     base = [sys.executable, str(ROOT / "scripts" / "dassdp_study.py"), "--epochs", "1", "--dassdp-warmup", "0",
@@ -196,6 +199,7 @@ def test_mnist5k_is_a_dataset_of_snnlab_train():
         train.load_config(DIGITS, {"dataset": "mnist5k", "data_path": "/data"})
 
 
+@pytest.mark.slow
 def test_paired_study_in_parallel_equals_one_at_a_time():
     """jobs=2 trains the runs in worker processes: same runs, same numbers, in the same order."""
     base = {"epochs": 1, "max_train_samples": 16, "max_eval_samples": 16, "batch_size": 8, "threads": 1,

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # runs the benchmark script in a subprocess
+
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "benchmarks" / "mozafari.py"
 STAGES = ["encoding (DoG + latency)", "STDP training conv1", "STDP training conv2", "R-STDP training conv3",

@@ -33,9 +33,12 @@ sync_api = pytest.importorskip(
     reason="Playwright's Python package is missing: .venv/bin/pip install -c constraints.txt playwright",
 )
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium); CI installs it"
-)
+pytestmark = [
+    pytest.mark.notebook,
+    pytest.mark.slow,
+    pytest.mark.skipif(CHROMIUM is None,
+                       reason="Debian's chromium is not installed (apt-get install chromium); CI installs it"),
+]
 
 SERVER_START_S = 90   # JupyterLab start on a busy 2-core machine
 KERNEL_READY_S = 120  # kernel start and run of all cells (imports torch via snnlab)

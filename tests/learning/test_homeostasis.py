@@ -59,6 +59,7 @@ def test_synaptic_scaling_converges_to_target_in_linear_rate_model():
     assert torch.allclose(gain * w.sum(1), torch.full((5,), 8.0), rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_synaptic_scaling_converges_to_target_rate_in_lif_network():
     # spiking neurons that start between ~0 and ~90 Hz settle at the 10 Hz target
     params = ScalingParams(target_rate_hz=10.0, tau_rate_ms=500.0, tau_scale_ms=4000.0)

@@ -111,6 +111,7 @@ def test_reward_modulated_stdp_module_matches_pure_function():
         w = w + dw2
 
 
+@pytest.mark.slow
 def test_delayed_reward_task_is_learned_with_eligibility_traces():
     out = run_delayed_reward_task(n_trials=40, rule="mstdpet", seed=3, progress=False)
     assert out["correct"][-15:].mean() >= 0.8

@@ -91,6 +91,7 @@ def test_structural_plasticity_module_matches_pure_function():
     assert torch.allclose(mod(x), x @ (w * mask).T)
 
 
+@pytest.mark.slow
 def test_simulate_rewiring_keeps_fan_in_and_moves_synapses_to_the_correlated_group():
     out = simulate_rewiring(duration_ms=6000.0, seed=0, progress=False)
     assert (out["n_synapses"] == 20).all()

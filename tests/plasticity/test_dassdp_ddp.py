@@ -17,6 +17,8 @@ import torch
 
 from snnlab.plasticity.dassdp import variant_params
 
+pytestmark = pytest.mark.slow  # two torch.distributed processes
+
 T, B, C_IN, C_OUT, STEPS, WORLD = 4, 8, 6, 5, 5, 2
 JOIN_TIMEOUT_S = 90
 

@@ -17,6 +17,8 @@ import pytest
 
 from snnlab import run
 
+pytestmark = [pytest.mark.notebook, pytest.mark.slow]  # a real process, killed
+
 DEADLINE_S = 120  # a kernel start on a busy 2-core machine; normally a few seconds
 
 

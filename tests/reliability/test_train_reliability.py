@@ -312,6 +312,7 @@ def test_config_error_is_a_value_error_for_python_callers():
         train.load_config(DIGITS, {"epochs": "x"})
 
 
+@pytest.mark.notebook
 def test_notebook_02_names_its_checkpoint_parameter_and_the_damaged_file(tmp_path, capsys):
     from snnlab import run
 
