@@ -35,7 +35,8 @@ import torch.nn.functional as F
 
 import snnlab  # noqa: F401  (quiets a logger)
 from snnlab.data import load_digits_split, load_mnist5k_split
-from snnlab.experiments.mozafari import MozafariTrainer, epoch_order, torch_threads
+from snnlab.experiments.mozafari import MozafariTrainer, epoch_order
+from snnlab.utils import limit_threads
 from snnlab.models.mozafari import FIRST_STEPS, MozafariNet, rstdp_epoch, stdp_train_step
 from snnlab.plasticity.mozafari import (
     RewardRates,
@@ -202,7 +203,7 @@ def run(*, n_ref: int, n_fast: int | None = None, seed: int = 0, threads: int | 
     net = MozafariNet(seed=seed)
     c, n_steps = net.config, net.config.n_steps
     rows = []
-    with torch_threads(threads):
+    with limit_threads(threads):
         # ------------------------------------------------------------- encoding
         times0, fast_s = _timed(lambda: net.encode(x))
         ref_times, ref_s = _timed(lambda: [net.encode(x[i:i + 1])[0] for i in range(n_ref)])
@@ -284,7 +285,7 @@ def conv2_breakdown(*, n: int, n_train: int | None = None, seed: int = 0, thread
     n = min(n, x.shape[0])
     net = MozafariNet(seed=seed)
     c, n_steps, horizon = net.config, net.config.n_steps, 6
-    with torch_threads(threads):
+    with limit_threads(threads):
         trainer = MozafariTrainer(net, x, y, x[:2], y[:2], epochs=(conv1_epochs, 0, 0), seed=seed,
                                   progress=False, num_threads=None)
         trainer.train_stdp_layer(1)

@@ -6,6 +6,7 @@ parameter-validation cell and by ``snnlab run`` / ``snnlab train``.
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import json
 import os
 import platform
@@ -37,6 +38,61 @@ def seed_everything(seed: int) -> torch.Generator:
     if torch.cuda.is_available():
         torch.cuda.manual_seed_all(seed)
     return torch.Generator().manual_seed(seed)
+
+
+def derive_seed(seed: int, *keys: int | str) -> int:
+    """The seed of one named stream of random numbers, derived from the run's one ``seed``.
+
+    Every place that needs its own generator (an epoch's sample order, one rank's augmentation, a
+    second task's batches) asks here with its own ``keys`` instead of inventing an arithmetic formula:
+    ``numpy.random.SeedSequence`` hashes ``seed`` with the keys, so streams with different keys are
+    statistically independent and ``(seed, keys)`` always gives the same 63-bit result. String keys are
+    hashed (BLAKE2b of their UTF-8 bytes) (stable across processes, unlike ``hash``).
+    """
+    check_int("seed", seed, minimum=0)
+    words = []
+    for key in keys:
+        if isinstance(key, str):
+            words.append(int.from_bytes(hashlib.blake2b(key.encode("utf-8"), digest_size=8).digest(), "little"))
+        else:
+            words.append(check_int("key", key, minimum=0))
+    state = np.random.SeedSequence(seed, spawn_key=tuple(words)).generate_state(2, dtype=np.uint32)
+    return int(state[0]) | (int(state[1]) & 0x7FFFFFFF) << 32
+
+
+def derived_generator(seed: int, *keys: int | str) -> torch.Generator:
+    """A CPU ``torch.Generator`` seeded with :func:`derive_seed` ``(seed, *keys)``."""
+    return torch.Generator().manual_seed(derive_seed(seed, *keys))
+
+
+class limit_threads:
+    """Run a block with ``n`` torch intra-op threads, then restore the caller's number.
+
+    The one thread limiter of the kit. Per-sample loops and tiny tensors ([1, 1] synapses, [4, 40]
+    networks) are made of many small operations: there a thread pool only adds hand-offs, and on a
+    busy 2-core machine two threads were measured several times *slower* than one. ``None`` leaves the
+    setting alone. Usable as a context manager or, in a notebook, called once as
+    ``limit_threads(1).apply()`` for the rest of the kernel.
+    """
+
+    def __init__(self, n: int | None):
+        self.n = None if n is None else check_int("num_threads", n, minimum=1)
+        self.old: int | None = None
+
+    def apply(self) -> "limit_threads":
+        if self.n is not None:
+            self.old = torch.get_num_threads()
+            torch.set_num_threads(self.n)
+        return self
+
+    def __enter__(self) -> "limit_threads":
+        return self.apply()
+
+    def __exit__(self, *exc) -> bool:
+        if self.old is not None:
+            torch.set_num_threads(self.old)
+            self.old = None
+        return False
 
 
 def pick_device(device: str | torch.device = "auto") -> torch.device:

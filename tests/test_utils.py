@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from snnlab import utils
+from snnlab.utils import derive_seed, derived_generator, limit_threads
 
 
 def test_seed_everything_repeats_every_generator():
@@ -107,3 +108,43 @@ def test_atomic_write_honours_umask(tmp_path):
     finally:
         os.umask(old)
     assert path.stat().st_mode & 0o777 == 0o644
+
+
+# --------------------------------------------------------------------------- derived seeds
+def test_derive_seed_is_seedsequence_of_the_seed_and_keys():
+    import hashlib
+
+    word = int.from_bytes(hashlib.blake2b(b"order", digest_size=8).digest(), "little")
+    lo, hi = np.random.SeedSequence(7, spawn_key=(word, 3)).generate_state(2, dtype=np.uint32)
+    assert derive_seed(7, "order", 3) == int(lo) | (int(hi) & 0x7FFFFFFF) << 32
+
+
+def test_derived_seeds_repeat_differ_by_key_and_fit_torch():
+    seeds = {derive_seed(s, name, k) for s in range(3) for name in ("order", "augment") for k in range(4)}
+    assert len(seeds) == 3 * 2 * 4  # no two streams share a seed
+    assert all(0 <= v < 2**63 for v in seeds)  # torch.Generator.manual_seed accepts them
+    assert derive_seed(3, "order", 1) == derive_seed(3, "order", 1)
+    a = torch.rand(5, generator=derived_generator(3, "order", 1))
+    b = torch.rand(5, generator=derived_generator(3, "order", 1))
+    assert torch.equal(a, b)
+    assert not torch.equal(a, torch.rand(5, generator=derived_generator(3, "order", 2)))
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, "0", True])
+def test_derive_seed_rejects_bad_seeds_naming_them(bad):
+    with pytest.raises(ValueError, match="seed"):
+        derive_seed(bad, "order")
+
+
+# --------------------------------------------------------------------------- the thread limiter
+def test_limit_threads_sets_then_restores_even_after_an_error():
+    before = torch.get_num_threads()
+    with pytest.raises(KeyError):
+        with limit_threads(1):
+            assert torch.get_num_threads() == 1
+            raise KeyError("inside")
+    assert torch.get_num_threads() == before
+    with limit_threads(None):  # None leaves the setting alone
+        assert torch.get_num_threads() == before
+    with pytest.raises(ValueError, match="num_threads"):
+        limit_threads(0)

@@ -14,7 +14,6 @@ doi:10.1162/neco.2007.19.6.1468. Used by notebook ``01_florian_stdp``.
 """
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -25,7 +24,7 @@ from tqdm.auto import tqdm
 
 from ..plasticity.florian import ORDERINGS, RULES, FlorianLearner, FlorianParams, simulate
 from ..plasticity.traces import TRACE_MODES
-from ..utils import check_choice, check_float, check_int, check_positive
+from ..utils import check_choice, check_float, check_int, check_positive, limit_threads
 
 # The worked example of DESIGN.md section 4 (the "seed figure"): spike times in ms (= steps, dt = 1 ms).
 SEED_PRE_SPIKES_MS = (10, 85, 115, 135)
@@ -36,21 +35,6 @@ SEED_W0 = 0.2
 
 
 # ============================================================================ the worked example
-@contextlib.contextmanager
-def _one_thread():
-    """Run tiny tensor ops on one intra-op thread, then restore the caller's setting.
-
-    For [1, 1] or [4, 40] tensors a thread pool only adds hand-offs, and on a shared machine a
-    2-thread pool was measured to stall for whole scheduler slices (~40 ms per step instead of 0.05 ms).
-    """
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
 def _spike_train(times_ms: Sequence[float], n_steps: int, dt: float, name: str) -> np.ndarray:
     s = np.zeros(n_steps + 1)
     for t in times_ms:
@@ -127,7 +111,7 @@ def run_seed_example(
 
     w_init = torch.full((1, 1), float(w0), dtype=torch.float64)
     runs = {}
-    with _one_thread():
+    with limit_threads(1):
         for rule in RULES:
             r = None if rule == "stdp" else torch.as_tensor(reward[1:], dtype=torch.float64)
             runs[rule] = simulate(rule, as_tensor(pre), as_tensor(post), w_init, reward=r, params=params, dt=dt)
@@ -299,7 +283,7 @@ def run_reward_task(
                                        per_sample_eligibility=per))
     seconds = config.trial_ms / 1000.0
     try:
-        with torch.no_grad(), _one_thread():
+        with torch.no_grad(), limit_threads(1):
             before = torch.stack([_reward_trial(net, learners, gen, config, learn=False)
                                   for _ in range(config.n_test_trials)]).mean(0) / seconds
             counts = []

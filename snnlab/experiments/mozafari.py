@@ -25,7 +25,7 @@ from ..checkpoints import load_checkpoint, load_module_state, save_checkpoint
 from ..errors import CheckpointError
 from ..models.mozafari import FIRST_STEPS, MozafariNet, rstdp_epoch, stdp_train_step
 from ..plasticity.mozafari import RewardRates, adapted_rates, scheduled_rates
-from ..utils import check_int
+from ..utils import check_int, derived_generator, limit_threads
 
 
 # --------------------------------------------------------------------------- training loop
@@ -45,36 +45,12 @@ class TrainHistory:
     seconds: dict = field(default_factory=dict)
 
 
-class torch_threads:
-    """Context manager: run the block with ``n`` intra-op threads, then restore the old number.
-
-    The per-sample loops are made of many small operations; on a busy 2-core machine two threads
-    spinning on them are several times *slower* than one (measured here), so the trainer runs them
-    with one thread by default. ``None`` leaves the setting alone."""
-
-    def __init__(self, n: int | None):
-        self.n = None if n is None else check_int("num_threads", n, minimum=1)
-        self.old = None
-
-    def __enter__(self):
-        if self.n is not None:
-            self.old = torch.get_num_threads()
-            torch.set_num_threads(self.n)
-        return self
-
-    def __exit__(self, *exc):
-        if self.old is not None:
-            torch.set_num_threads(self.old)
-        return False
-
-
 def epoch_order(n: int, seed: int, layer: int, epoch: int, shuffle: bool) -> torch.Tensor:
     """Sample order of one epoch: a permutation fixed by (seed, layer, epoch), so a resumed run
     sees exactly the order an uninterrupted one would."""
     if not shuffle:
         return torch.arange(n)
-    gen = torch.Generator().manual_seed(int(seed) * 1_000_003 + layer * 10_007 + epoch)
-    return torch.randperm(n, generator=gen)
+    return torch.randperm(n, generator=derived_generator(seed, "mozafari-order", layer, epoch))
 
 
 TRAINER_CHECKPOINT_KEYS = ("config", "weights", "done", "samples_seen", "rates", "best_w3", "history", "seed")
@@ -113,7 +89,7 @@ class MozafariTrainer:
         progress: show tqdm bars.
         shuffle: a new seeded sample order every epoch (else the data set order).
         keep_best: end with the conv3 weights of the best validation epoch.
-        num_threads: torch threads for the per-sample loops (see :class:`torch_threads`).
+        num_threads: torch threads for the per-sample loops (see :class:`snnlab.utils.limit_threads`).
         horizon: steps of the frozen lower layers cached for conv2 training (``None``: all T); a
             sample whose winners fire later is recomputed whole, so only speed depends on it.
         monitor: ``(images, labels)`` evaluated after every R-STDP epoch for the record
@@ -301,7 +277,7 @@ class MozafariTrainer:
         """Train all three layers (resuming from ``checkpoint`` if it exists and ``resume``)."""
         if resume and self.checkpoint is not None and self.checkpoint.is_file():
             self.load(self.checkpoint)
-        with torch_threads(self.num_threads):
+        with limit_threads(self.num_threads):
             self.train_stdp_layer(1, max_samples=max_samples)
             self.train_stdp_layer(2, max_samples=max_samples)
             self.train_rstdp(max_samples=max_samples)

@@ -34,7 +34,7 @@ from torch.func import functional_call, grad, jacrev, vmap
 from tqdm.auto import tqdm
 
 from ..models.mlp import SpikingMLP, SpikingMLPConfig, flatten_images
-from ..utils import check_choice, check_float, check_int
+from ..utils import check_choice, check_float, check_int, derived_generator
 
 __all__ = [
     "restrict_logits",
@@ -241,7 +241,7 @@ def run_split_digits(lams: Sequence[float] = (0.0, 1e3), *, seed: int = 0, epoch
             record["acc_b"].append(accuracy(model, split_b.test.x, split_b.test.y, classes=cls_b))
 
         train_classifier(model, split_b.train.x, split_b.train.y, epochs=epochs_b, lr=lr, batch_size=batch_size,
-                         generator=torch.Generator().manual_seed(seed + 1), classes=cls_b,
+                         generator=derived_generator(seed, "task-b"), classes=cls_b,
                          penalty=ewc if lam > 0 else None, on_epoch=on_epoch)
         curves[float(lam)] = record
         final[float(lam)] = (record["acc_a"][-1], record["acc_b"][-1])

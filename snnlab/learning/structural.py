@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 
 from ..encoding import poisson_spikes
 from ..neurons import LIFParams, lif_step
-from ..utils import check_choice, check_float, check_int
+from ..utils import check_choice, check_float, check_int, derived_generator
 
 __all__ = [
     "RewiringParams",
@@ -204,7 +204,7 @@ def simulate_rewiring(*, n_in: int = 100, n_signal: int = 10, n_out: int = 10, f
     if stdp is None:
         stdp = FlorianParams(a_plus=1.0, a_minus=-1.5, gamma=0.01, w_min=0.0, w_max=1.5 * w_init_max)
     gen = torch.Generator().manual_seed(seed)
-    rewire_gen = torch.Generator().manual_seed(seed + 1)
+    rewire_gen = derived_generator(seed, "rewire")
     mask = random_mask(n_out, n_in, fan_in, generator=gen)
     mask0 = mask.clone()
     w = w_init_max * torch.rand(n_out, n_in, generator=gen) * mask

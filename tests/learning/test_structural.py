@@ -93,10 +93,17 @@ def test_structural_plasticity_module_matches_pure_function():
 
 @pytest.mark.slow
 def test_simulate_rewiring_keeps_fan_in_and_moves_synapses_to_the_correlated_group():
+    # 10 % of inputs are signal, so a random fan-in holds ~10 % signal synapses; STDP + rewiring enrich
+    # them. One seed's gain is noisy (+0.10 to +0.24 over seeds 0-5), so the claim is checked on three.
+    finals = []
+    for seed in (0, 1, 2):
+        out = simulate_rewiring(duration_ms=6000.0, seed=seed, progress=False)
+        assert (out["n_synapses"] == 20).all()
+        frac = out["signal_fraction"]
+        assert frac[-1] > frac[0]
+        finals.append(float(frac[-1]))
+    assert sum(finals) / 3 > 0.2         # twice the random share
     out = simulate_rewiring(duration_ms=6000.0, seed=0, progress=False)
-    assert (out["n_synapses"] == 20).all()
-    frac = out["signal_fraction"]
-    assert frac[-1] > frac[0] + 0.1      # 10 % of inputs are signal; STDP + rewiring enrich them
     again = simulate_rewiring(duration_ms=6000.0, seed=0, progress=False)
     assert torch.equal(out["mask"], again["mask"])
 

@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from snnlab.data import load_digits_split
-from snnlab.experiments.mozafari import MozafariTrainer, epoch_order, plot_study, torch_threads
+from snnlab.experiments.mozafari import MozafariTrainer, epoch_order, plot_study
+from snnlab.utils import limit_threads
 from snnlab.models.mozafari import (
     MozafariConfig,
     MozafariNet,
@@ -39,7 +40,7 @@ SMALL = MozafariConfig(features=(6, 12, 20))
 def _one_thread():
     """Small tensor operations: one torch thread (two spinning threads on a shared 2-core machine
     made these tests ~10x slower)."""
-    with torch_threads(1):
+    with limit_threads(1):
         yield
 
 

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from snnlab.experiments.mozafari import torch_threads
+from snnlab.utils import limit_threads
 from snnlab.plasticity.mozafari import (
     LearningRateSchedule,
     RSTDPParams,
@@ -25,7 +25,7 @@ T = 15
 def _one_thread():
     """Small tensor operations: one torch thread (two spinning threads on a shared 2-core machine
     made these tests ~10x slower)."""
-    with torch_threads(1):
+    with limit_threads(1):
         yield
 
 
