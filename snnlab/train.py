@@ -17,12 +17,12 @@ YAML scalars and checked against the default's type, so ``--amp false`` is the b
 
 What one run writes to ``--output-dir``: ``config.yaml`` (resolved), ``run_card.json``,
 ``metrics.csv`` and ``metrics.jsonl`` (one row per epoch), ``dassdp_steps.jsonl`` (per-step rule
-diagnostics), ``checkpoint.pth`` (atomic, each epoch: model, optimizer, scaler, RNG, DA-SSDP state,
+diagnostics), ``checkpoint.pth`` (atomic, each epoch: model, optimizer, LR scheduler, scaler, RNG, DA-SSDP state,
 history), ``best.pth`` (model at the best *validation* epoch) and ``results.json``. The reported
 accuracy is the test accuracy at the epoch chosen on validation, never the best test epoch.
 
 Under torchrun (``RANK``/``WORLD_SIZE`` set) the process group uses gloo on CPU and nccl on CUDA;
-each rank trains on its shard of one seeded permutation, gradients are averaged by DDP, and the
+each rank trains on its share of one seeded permutation (torch's ``DistributedSampler``), gradients are averaged by DDP, and the
 DA-SSDP statistics and updates are all-reduced so every replica applies the same dW.
 """
 from __future__ import annotations
@@ -49,8 +49,8 @@ import yaml
 from . import data as sdata
 from .checkpoints import load_checkpoint, load_module_state, save_checkpoint
 from .errors import CheckpointError, ConfigError, DataError, UsageError, command_boundary, one_line
-from .utils import (atomic_write_text, check_choice, check_float, check_int, pause_point, pick_device,
-                    remove_stale_temporaries, seed_everything, write_run_card)
+from .utils import (atomic_write_text, check_choice, check_float, check_int, derive_seed, derived_generator,
+                    pause_point, pick_device, remove_stale_temporaries, seed_everything, write_run_card)
 
 DATASETS = ("digits", "mnist5k", "cifar10", "cifar100", "imagefolder", "cifar10dvs")
 FILELESS_DATASETS = ("digits", "mnist5k")  # shipped with a package: data_path would be ignored, so it is refused
@@ -422,7 +422,7 @@ def _load_data(cfg: dict):
     else:
         ds = sdata.DVSFrames(root)
         whole = Source(dataset=ds, labels=torch.tensor([c for _, c in ds.samples]))
-        rest, te = _split(len(whole), cfg["test_fraction"], cfg["split_seed"] + 1)
+        rest, te = _split(len(whole), cfg["test_fraction"], derive_seed(cfg["split_seed"], "test-split"))
         full, test = whole.subset(rest), whole.subset(te)
         train_ds = ds
     tr, va = _split(len(full), cfg["val_fraction"], cfg["split_seed"])
@@ -431,19 +431,22 @@ def _load_data(cfg: dict):
 
 def shard_batches(n: int, batch_size: int, *, rank: int, world: int, seed: int, epoch: int,
                   shuffle: bool, drop_last: bool) -> list[list[int]]:
-    """This rank's index batches: one seeded permutation per epoch (same on every rank), padded to a
-    multiple of ``world`` (training) and dealt out round-robin, as ``DistributedSampler`` does."""
-    if shuffle:
-        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch)).tolist()
-    else:
-        order = list(range(n))
-    if drop_last and world > 1:
-        order += order[: (-len(order)) % world]
-    mine = order[rank::world]
-    batches = [mine[i: i + batch_size] for i in range(0, len(mine), batch_size)]
-    if drop_last and batches and len(batches[-1]) < batch_size:
-        batches.pop()
-    return batches
+    """This rank's index batches of one epoch.
+
+    Training (``drop_last``): torch's ``DistributedSampler`` deals one permutation per epoch (the same
+    on every rank, seeded from ``derive_seed(seed, "sample-order")`` and the epoch), padded to a
+    multiple of ``world``; an incomplete last batch is dropped. Evaluation: every sample exactly once,
+    strided over the ranks, because ``DistributedSampler`` would pad with repeats and count them twice.
+    """
+    if not drop_last:
+        order = (torch.randperm(n, generator=derived_generator(seed, "sample-order", epoch)).tolist() if shuffle
+                 else list(range(n)))
+        mine = order[rank::world]
+        return [mine[i: i + batch_size] for i in range(0, len(mine), batch_size)]
+    sampler = torch.utils.data.DistributedSampler(range(n), num_replicas=world, rank=rank, shuffle=shuffle,
+                                                  seed=derive_seed(seed, "sample-order"), drop_last=False)
+    sampler.set_epoch(epoch)
+    return list(torch.utils.data.BatchSampler(sampler, batch_size, drop_last=True))
 
 
 # =========================================================================== augmentation
@@ -516,6 +519,21 @@ def timm_cosine_lr(epoch: int, *, epochs: int, warmup: int, warmup_lr: float, lr
     if epoch >= epochs:
         return min_lr
     return min_lr + 0.5 * (lr - min_lr) * (1.0 + math.cos(math.pi * epoch / epochs))
+
+
+def lr_scheduler(opt: torch.optim.Optimizer, cfg: dict, steps_per_epoch: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """torch's ``LambdaLR`` stepping once per optimizer step through :func:`scheduled_lr`; its state (the
+    step count) travels in the checkpoint.
+
+    The optimizer is built with ``lr=1``, so the factor LambdaLR multiplies by *is* the learning rate:
+    exact (no ``lr * (f / lr)`` rounding) and defined for ``lr=0`` with a non-zero warm-up. LambdaLR rather
+    than a chain of torch's cosine/linear schedulers: those update the rate recursively, and the timm
+    schedule (cosine over all epochs, overwritten by the warm-up) has no torch built-in; the closed form
+    is the one tested against timm."""
+    if any(g["lr"] != 1.0 for g in opt.param_groups):
+        raise ValueError("lr_scheduler expects an optimizer built with lr=1.0 (the schedule gives the rate)")
+    return torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda step: scheduled_lr(cfg, step // steps_per_epoch, step % steps_per_epoch, steps_per_epoch))
 
 
 def scheduled_lr(cfg: dict, epoch: int, step_in_epoch: int, steps_per_epoch: int) -> float:
@@ -672,7 +690,8 @@ def _write_history(out: Path, history: list[dict]) -> None:
     atomic_write_text(out / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in history))
 
 
-CHECKPOINT_KEYS = ("model", "optimizer", "scaler", "epoch", "history", "best", "config", "rng", "dassdp")
+CHECKPOINT_KEYS = ("model", "optimizer", "scheduler", "scaler", "epoch", "history", "best", "config", "rng",
+                   "dassdp")
 
 
 def _gather_bytes(t: torch.Tensor, dev: torch.device, world: int) -> list[torch.Tensor]:
@@ -809,7 +828,7 @@ def run(cfg: dict, *, output_dir: str | os.PathLike | None = None, resume: str |
     decay = [p for p in model.parameters() if p.requires_grad and p.dim() > 1]
     no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() <= 1]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg["weight_decay"]},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=cfg["lr"])
+                             {"params": no_decay, "weight_decay": 0.0}], lr=1.0)  # see lr_scheduler
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
 
     plast = None
@@ -818,10 +837,17 @@ def run(cfg: dict, *, output_dir: str | os.PathLike | None = None, resume: str |
 
         plast = DASSDP(model, dassdp_params(cfg), seed=cfg["seed"])
 
+    steps_per_epoch = len(shard_batches(len(train_src), cfg["batch_size"], rank=rank, world=world, seed=cfg["seed"],
+                                        epoch=0, shuffle=True, drop_last=True))
+    if steps_per_epoch == 0:
+        raise ConfigError(f"batch_size={cfg['batch_size']} x {world} process(es) exceeds the {len(train_src)} training samples")
+    sched = lr_scheduler(opt, cfg, steps_per_epoch)
+
     start_epoch, history, best = 0, [], {"epoch": -1, "val_acc": -1.0, "test_acc": None}
     if ckpt is not None:
         try:
             opt.load_state_dict(ckpt["optimizer"])
+            sched.load_state_dict(ckpt["scheduler"])
             scaler.load_state_dict(ckpt["scaler"])
             start_epoch, history, best = int(ckpt["epoch"]) + 1, list(ckpt["history"]), dict(ckpt["best"])
             _restore_rng(ckpt["rng"], dev, rank, world)
@@ -836,10 +862,6 @@ def run(cfg: dict, *, output_dir: str | os.PathLike | None = None, resume: str |
             except (ValueError, KeyError, TypeError) as exc:
                 raise CheckpointError(f"--resume {rpath}: its DA-SSDP state does not fit this run ({one_line(exc)})") from exc
 
-    steps_per_epoch = len(shard_batches(len(train_src), cfg["batch_size"], rank=rank, world=world, seed=cfg["seed"],
-                                        epoch=0, shuffle=True, drop_last=True))
-    if steps_per_epoch == 0:
-        raise ConfigError(f"batch_size={cfg['batch_size']} x {world} process(es) exceeds the {len(train_src)} training samples")
     total_epochs = cfg["epochs"] + cfg["cooldown_epochs"]  # the schedule's epochs, then the cooldown at min_lr
     mean, std = _norm(cfg, dev)
     # Nothing is written before here, so a bad input leaves the output folder as it was; config.yaml and
@@ -860,7 +882,7 @@ def run(cfg: dict, *, output_dir: str | os.PathLike | None = None, resume: str |
         ddp_model.train()
         if plast is not None:
             plast.set_epoch(epoch)
-        gen = torch.Generator().manual_seed(cfg["seed"] * 7919 + epoch * 104_729 + rank)
+        gen = derived_generator(cfg["seed"], "augment", epoch, rank)
         batches = shard_batches(len(train_src), cfg["batch_size"], rank=rank, world=world, seed=cfg["seed"],
                                 epoch=epoch, shuffle=True, drop_last=True)
         sums = torch.zeros(3, dtype=torch.float64)
@@ -872,9 +894,7 @@ def run(cfg: dict, *, output_dir: str | os.PathLike | None = None, resume: str |
                    leave=False)
         for i, (x, y) in enumerate(bar):
             gstep = epoch * steps_per_epoch + i
-            lr = scheduled_lr(cfg, epoch, i, steps_per_epoch)
-            for g in opt.param_groups:
-                g["lr"] = lr
+            lr = opt.param_groups[0]["lr"]
             x, y = x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
             if cfg["crop_padding"]:
                 x = random_crop(x, cfg["crop_padding"], gen)
@@ -894,6 +914,7 @@ def run(cfg: dict, *, output_dir: str | os.PathLike | None = None, resume: str |
                 nn.utils.clip_grad_norm_(model.parameters(), cfg["clip_grad"])
             scaler.step(opt)
             scaler.update()
+            sched.step()
             if plast is not None:
                 diag = plast.step(loss_b)
                 for k, v in diag.items():
@@ -938,7 +959,8 @@ def run(cfg: dict, *, output_dir: str | os.PathLike | None = None, resume: str |
             plast_state = plast.state_dict() if plast is not None else None
             if main_proc:
                 weights = model.state_dict()
-                state = {"model": weights, "optimizer": opt.state_dict(), "scaler": scaler.state_dict(),
+                state = {"model": weights, "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                         "scaler": scaler.state_dict(),
                          "epoch": epoch, "history": history, "best": best, "config": cfg, "rng": rng,
                          "dassdp": plast_state, "world_size": world}
                 _commit_epoch(out, state=state, history=history, step_lines=step_lines, meta=meta,

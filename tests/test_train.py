@@ -91,6 +91,37 @@ def test_shard_batches_partition_the_epoch():
     assert a != c                                       # a new order each epoch
 
 
+def test_training_batches_follow_torchs_distributed_sampler():
+    # DistributedSampler's documented order: randperm seeded with seed + epoch, padded, dealt by stride
+    from snnlab.utils import derive_seed
+
+    g = torch.Generator().manual_seed(derive_seed(4, "sample-order") + 2)
+    perm = torch.randperm(10, generator=g).tolist()
+    padded = perm + perm[:2]                                      # 10 -> 12, a multiple of 3 ranks
+    for rank in range(3):
+        mine = padded[rank::3]
+        got = train.shard_batches(10, 2, rank=rank, world=3, seed=4, epoch=2, shuffle=True, drop_last=True)
+        assert got == [mine[0:2], mine[2:4]]                      # 4 per rank, no short batch
+    evaluation = train.shard_batches(10, 4, rank=1, world=3, seed=0, epoch=0, shuffle=False, drop_last=False)
+    assert evaluation == [[1, 4, 7]]                              # every sample once: no padding repeats
+
+
+def test_the_scheduler_gives_the_closed_form_rate_exactly_and_counts_steps():
+    cfg = train.load_config(None, {"epochs": 3, "warmup_epochs": 1, "lr": 2e-3, "min_lr": 1e-5})
+    w = torch.nn.Parameter(torch.zeros(2))
+    opt = torch.optim.SGD([w], lr=1.0)
+    sched = train.lr_scheduler(opt, cfg, steps_per_epoch=4)
+    seen = []
+    for _ in range(12):
+        seen.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert seen == [train.scheduled_lr(cfg, s // 4, s % 4, 4) for s in range(12)]
+    assert sched.state_dict()["last_epoch"] == 12
+    with pytest.raises(ValueError, match="lr=1.0"):
+        train.lr_scheduler(torch.optim.SGD([w], lr=0.1), cfg, steps_per_epoch=4)
+
+
 @pytest.mark.slow
 def test_resume_equals_uninterrupted(tmp_path):
     cfg = tiny_config(epochs=2, **{"dassdp.enabled": True, "dassdp.warmup_epochs": 1})
@@ -104,6 +135,7 @@ def test_resume_equals_uninterrupted(tmp_path):
     assert full["dassdp"].sites[0].gate == resumed["dassdp"].sites[0].gate is not None
     ckpt = torch.load(tmp_path / "full" / "checkpoint.pth", weights_only=True)
     assert ckpt["epoch"] == 1 and ckpt["dassdp"]["steps"] == 8
+    assert ckpt["scheduler"]["last_epoch"] == 8                  # torch's scheduler state: 2 epochs x 4 steps
     results = json.loads((tmp_path / "full" / "results.json").read_text())
     best = max(results["history"], key=lambda h: h["val_acc"])
     assert results["reported_test_acc"] == best["test_acc"]    # chosen on validation
