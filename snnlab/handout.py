@@ -4,7 +4,7 @@
                    [--out DIR] [-p NAME VALUE ...] [-f params.yaml] [--quick]
 
 Without NOTEBOOK it takes every ``notebooks/NN_*.ipynb``. Each notebook is executed headless with
-``snnlab.run.execute`` (papermill), once per version, and exported to ``--out`` (default
+``snnlab.execution.execute`` (papermill), once per version, and exported to ``--out`` (default
 ``build/handouts/``) as ``<name>.<version>.<format>``:
 
 * **instructor**: the notebook as it is, solutions included; every ``check`` cell must pass.
@@ -39,7 +39,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from . import run
+from . import execution, run
 from .errors import command_boundary
 from .utils import atomic_write_bytes
 
@@ -296,7 +296,7 @@ def execute_version(source: Path, version: str, workdir: Path, parameters: dict[
                     *, progress: bool = False):
     """Execute the ``version`` of ``source`` in ``workdir`` and return the executed notebook.
 
-    Uses :func:`snnlab.run.execute` (papermill, kernel ``python3``). The instructor version must run
+    Uses :func:`snnlab.execution.execute` (papermill, kernel ``python3``). The instructor version must run
     without any error; the student version only with the errors an unfinished exercise causes.
     """
     import nbformat
@@ -304,14 +304,14 @@ def execute_version(source: Path, version: str, workdir: Path, parameters: dict[
     output = workdir / f"{source.stem}.{version}.executed.ipynb"
     if version == "instructor":
         try:
-            run.execute(source, output, parameters, progress=progress)
+            execution.execute(source, output, parameters, progress=progress)
         except run.RunError as exc:
             raise HandoutError(f"(instructor version) {exc}", code=1) from exc
         return nbformat.read(output, as_version=4)
     staged = workdir / f"{source.stem}.student.ipynb"
     names, setup = _stage_student(source, staged)
     try:
-        run.execute(staged, output, parameters, progress=progress)
+        execution.execute(staged, output, parameters, progress=progress)
     except run.RunError:
         if not output.is_file():
             raise
@@ -563,7 +563,7 @@ def make_handouts(notebook: Path, *, versions: list[str], formats: list[str], ou
     The kernels run headless (panels show their default figure), draw matplotlib figures inline
     whatever ``MPLBACKEND`` the caller has, and save figures under ``workdir``, not ``figures/``.
     """
-    with run._kernel_environment(dict(SNNLAB_HEADLESS="1", SNNLAB_FIGURES=str(workdir / "figures"),
+    with execution.kernel_environment(dict(SNNLAB_HEADLESS="1", SNNLAB_FIGURES=str(workdir / "figures"),
                                       MPLBACKEND="module://matplotlib_inline.backend_inline")):
         return _make_handouts(notebook, versions=versions, formats=formats, out=out, parameters=parameters,
                               workdir=workdir, chromium=chromium, progress=progress)
