@@ -158,9 +158,11 @@ class Notebook03Params(_Checked):
             raise ValueError(f"dataset={self.dataset!r} needs data_path (see data/README.md); "
                              f"{' and '.join(train.FILELESS_DATASETS)} ship with the kit")
         else:
-            check_path("data_path", self.data_path, kind="dir", hint="See data/README.md for the layout of each dataset.")
+            check_path("data_path", self.data_path, kind="dir",
+                       hint="See data/README.md for the layout of each dataset.")
         if self.dassdp_warmup >= self.epochs:
-            raise ValueError(f"dassdp_warmup={self.dassdp_warmup} must be < epochs={self.epochs}, or DA-SSDP never acts")
+            raise ValueError(f"dassdp_warmup={self.dassdp_warmup} must be < epochs={self.epochs}, "
+                             "or DA-SSDP never acts")
         self._check_device()
 
 

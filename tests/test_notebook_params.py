@@ -96,7 +96,8 @@ BAD = [  # (class, overrides, error type, words the message must hold)
     (notebook_params.Notebook05Params, {"inner_steps": 0}, ValueError, ["inner_steps", ">= 1"]),
     (notebook_params.Notebook05Params, {"meta_batch": 1.5}, ValueError, ["meta_batch", "integer"]),
     (notebook_params.Notebook06Params, {"target_rate_hz": 60.0}, ValueError, ["target_rate_hz", "<= 50.0"]),
-    (notebook_params.Notebook06Params, {"scaling_duration_ms": 999.0}, ValueError, ["scaling_duration_ms", ">= 1000.0"]),
+    (notebook_params.Notebook06Params, {"scaling_duration_ms": 999.0}, ValueError,
+     ["scaling_duration_ms", ">= 1000.0"]),
     (notebook_params.Notebook07Params, {"rewiring_ms": 100.0}, ValueError, ["rewiring_ms", ">= 500.0"]),
     (notebook_params.Notebook07Params, {"generations": True}, ValueError, ["generations", "integer"]),
 ]

@@ -262,9 +262,10 @@ def run_reward_task(
 
     Returns:
         dict (numpy arrays, on the CPU) with ``counts`` ``[n_trials, P]`` (output spikes per training
-        trial and pattern), ``rate_before_hz`` and ``rate_after_hz`` ``[P]`` (learning paused), ``patterns``, ``targets``,
-        ``solved`` (every target-1 rate above every target-0 rate after training), ``margin_hz``
-        (lowest target-1 rate minus highest target-0 rate, after training), ``w_hidden_out``.
+        trial and pattern), ``rate_before_hz`` and ``rate_after_hz`` ``[P]`` (learning paused),
+        ``patterns``, ``targets``, ``solved`` (every target-1 rate above every target-0 rate after
+        training), ``margin_hz`` (lowest target-1 rate minus highest target-0 rate, after training),
+        ``w_hidden_out``.
     """
     from spikingjelly.activation_based import neuron
 

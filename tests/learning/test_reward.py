@@ -132,5 +132,6 @@ def test_reward_bad_arguments_raise_naming_them():
 
 
 def test_delayed_reward_task_on_cpu_device_equals_the_default(assert_same):
-    kw = dict(n_trials=3, seed=2, record_trials=(2,), progress=False)
+    kw = dict(task=DelayedRewardTask(delay_ms=20.0, iti_ms=30.0), n_trials=3, seed=2, record_trials=(2,),
+              progress=False)
     assert_same(run_delayed_reward_task(device="cpu", **kw), run_delayed_reward_task(**kw))
