@@ -39,6 +39,10 @@ class Split:
     def __len__(self) -> int:
         return int(self.y.shape[0])
 
+    def to(self, device: str | torch.device) -> "Split":
+        """The same images and labels on ``device``."""
+        return Split(self.x.to(device), self.y.to(device))
+
 
 @dataclass(frozen=True)
 class DatasetSplits:
@@ -47,6 +51,11 @@ class DatasetSplits:
     test: Split
     num_classes: int
     description: str
+
+    def to(self, device: str | torch.device) -> "DatasetSplits":
+        """The three parts on ``device`` (the split itself is made on the CPU, fixed by the seed)."""
+        return DatasetSplits(self.train.to(device), self.val.to(device), self.test.to(device), self.num_classes,
+                             self.description)
 
 
 def resize_images(x: torch.Tensor, size: int | tuple[int, int], *, mode: str = "bilinear") -> torch.Tensor:

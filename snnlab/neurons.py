@@ -249,8 +249,8 @@ def simulate_lif(current: torch.Tensor, *, tau_ms: float = 20.0, v_threshold: fl
                  v_reset: float = 0.0, dt_ms: float = 1.0) -> LIFRun:
     """Drive spikingjelly LIF neurons with ``current`` [T] or [T, N] (dimensionless, in units of V).
 
-    Returns an :class:`LIFRun`; ``h`` is recovered as ``v`` where no spike occurred and the
-    pre-reset value where one did (spikingjelly stores only the post-reset potential).
+    Returns an :class:`LIFRun` on the device of ``current``; ``h`` is recovered as ``v`` where no spike
+    occurred and the pre-reset value where one did (spikingjelly stores only the post-reset potential).
     """
     from spikingjelly.activation_based import functional, neuron
 
@@ -297,29 +297,35 @@ def spike_count_closed_form(current: float, n_steps: int, **kwargs) -> int:
 
 
 def noisy_population(n_neurons: int, n_steps: int, *, mean: float, std: float,
-                     generator: torch.Generator) -> torch.Tensor:
-    """Gaussian input currents [n_steps, n_neurons] with per-neuron offsets, from an explicit generator."""
+                     generator: torch.Generator, device: str | torch.device = "cpu") -> torch.Tensor:
+    """Gaussian input currents [n_steps, n_neurons] with per-neuron offsets, from an explicit generator.
+
+    Drawn from the CPU ``generator`` and then moved to ``device``, so every device gets the same numbers.
+    """
     n_neurons = check_int("n_neurons", n_neurons, minimum=1)
     n_steps = check_int("n_steps", n_steps, minimum=1)
     std = check_float("std", std, minimum=0.0)
     offsets = torch.linspace(-0.5, 0.5, n_neurons) * std * 2
-    return mean + offsets + std * torch.randn(n_steps, n_neurons, generator=generator)
+    return (mean + offsets + std * torch.randn(n_steps, n_neurons, generator=generator)).to(device)
 
 
-def sweep(currents, taus_ms, thresholds, *, n_steps: int, dt_ms: float = 1.0) -> dict:
+def sweep(currents, taus_ms, thresholds, *, n_steps: int, dt_ms: float = 1.0,
+          device: str | torch.device = "cpu") -> dict:
     """Simulate every (tau, threshold) pair for all ``currents`` at once (batch over currents).
 
     Returns ``{"v": [n_tau, n_th, n_I, T], "spikes": same, "currents", "taus_ms", "thresholds"}``:
-    computed once so that widgets only index into it.
+    computed once (on ``device``) so that widgets only index into it; ``v`` and ``spikes`` come back on
+    the CPU, where the figures are drawn.
     """
     currents = torch.as_tensor(currents, dtype=torch.float32)
-    v = torch.empty(len(taus_ms), len(thresholds), len(currents), n_steps)
+    v = torch.empty(len(taus_ms), len(thresholds), len(currents), n_steps, device=device)
     s = torch.empty_like(v)
+    drive = currents.to(device).expand(n_steps, -1)
     for i, tau in enumerate(taus_ms):
         for j, th in enumerate(thresholds):
-            run = simulate_lif(currents.expand(n_steps, -1), tau_ms=tau, v_threshold=th, dt_ms=dt_ms)
+            run = simulate_lif(drive, tau_ms=tau, v_threshold=th, dt_ms=dt_ms)
             v[i, j], s[i, j] = run.v.T, run.spikes.T
-    return {"v": v, "spikes": s, "currents": list(map(float, currents)), "taus_ms": list(taus_ms),
+    return {"v": v.cpu(), "spikes": s.cpu(), "currents": list(map(float, currents)), "taus_ms": list(taus_ms),
             "thresholds": list(thresholds)}
 
 

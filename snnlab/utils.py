@@ -103,26 +103,36 @@ def pick_device(device: str | torch.device = "auto") -> torch.device:
     """
     if isinstance(device, torch.device):
         device = str(device)
-    if not isinstance(device, str):
-        raise ValueError(f"device must be one of {DEVICE_CHOICES} (or 'cuda:N'), got {device!r}")
-    name = device.strip().lower()
+    name = check_device("device", device)
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cpu":
         return torch.device("cpu")
-    if name == "cuda" or (name.startswith("cuda:") and name[5:].isdigit()):
-        if not torch.cuda.is_available():
-            raise RuntimeError(
-                f"device={device!r} was asked for, but CUDA is not available on this machine "
-                f"(torch {torch.__version__}); use device='cpu' or device='auto'."
-            )
-        index = int(name[5:]) if ":" in name else 0
-        if index >= torch.cuda.device_count():
-            raise RuntimeError(
-                f"device={device!r}: only {torch.cuda.device_count()} CUDA device(s) are present."
-            )
-        return torch.device(name)
-    raise ValueError(f"device must be one of {DEVICE_CHOICES} (or 'cuda:N'), got {device!r}")
+    if not torch.cuda.is_available():
+        raise RuntimeError(
+            f"device={device!r} was asked for, but CUDA is not available on this machine "
+            f"(torch {torch.__version__}); use device='cpu' or device='auto'."
+        )
+    index = int(name[5:]) if ":" in name else 0
+    if index >= torch.cuda.device_count():
+        raise RuntimeError(f"device={device!r}: only {torch.cuda.device_count()} CUDA device(s) are present.")
+    return torch.device(name)
+
+
+def check_device(name: str, value: Any) -> str:
+    """Return ``value`` in the form :func:`pick_device` reads (``"auto"``, ``"cpu"``, ``"cuda"`` or
+    ``"cuda:N"``, stripped, lower case), else raise ``ValueError`` naming ``name``.
+
+    Checks the spelling only, not the machine: whether CUDA is present is :func:`pick_device`'s question,
+    asked when the run starts (a parameter object may be checked on one machine and run on another).
+    """
+    if isinstance(value, torch.device):
+        value = str(value)
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in DEVICE_CHOICES or (text.startswith("cuda:") and text[5:].isdigit()):
+            return text
+    raise ValueError(f"{name} must be one of {DEVICE_CHOICES} (or 'cuda:N'), got {value!r}")
 
 
 # --------------------------------------------------------------------------- argument checks

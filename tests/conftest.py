@@ -3,6 +3,7 @@
 The environment is set before torch is imported anywhere, and the notebook kernels that nbval and
 papermill start inherit it.
 """
+import dataclasses
 import os
 import shutil
 import tempfile
@@ -28,3 +29,40 @@ def pytest_configure(config):
 def figures_dir():
     """The folder the notebooks and ``save_figure`` write to during the tests."""
     return Path(os.environ["SNNLAB_FIGURES"])
+
+
+def _assert_same(a, b, where: str = "result") -> None:
+    """Bit-for-bit equality of nested results (tensors on the same device with the same dtype, numpy
+    arrays, modules by their state, dicts, sequences, numbers)."""
+    import numpy as np
+    import torch
+
+    if isinstance(a, torch.nn.Module):
+        _assert_same(a.state_dict(), b.state_dict(), where)
+    elif isinstance(a, torch.Tensor):
+        assert isinstance(b, torch.Tensor) and (a.dtype, a.device, a.shape) == (b.dtype, b.device, b.shape), where
+        assert torch.equal(a, b), where
+    elif isinstance(a, np.ndarray):
+        assert isinstance(b, np.ndarray) and a.dtype == b.dtype, where
+        np.testing.assert_array_equal(a, b, err_msg=where)
+    elif dataclasses.is_dataclass(a) and not isinstance(a, type):
+        assert type(a) is type(b), where
+        for f in dataclasses.fields(a):
+            _assert_same(getattr(a, f.name), getattr(b, f.name), f"{where}.{f.name}")
+    elif isinstance(a, dict):
+        assert isinstance(b, dict) and list(a) == list(b), where
+        for key in a:
+            _assert_same(a[key], b[key], f"{where}[{key!r}]")
+    elif isinstance(a, (list, tuple)):
+        assert type(a) is type(b) and len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b)):
+            _assert_same(x, y, f"{where}[{i}]")
+    else:
+        assert a == b, where
+
+
+@pytest.fixture
+def assert_same():
+    """``assert_same(a, b)``: the two results are equal bit for bit (how ``device="cpu"`` is checked
+    against the default that every function had before it took a device)."""
+    return _assert_same

@@ -43,3 +43,11 @@ def test_layers_import_downwards_only(where, forbidden):
     for path in files:
         bad = sorted(m for m in imported_snnlab_modules(path) if m.startswith(forbidden))
         assert not bad, f"{path.relative_to(PACKAGE.parent)} imports {bad}"
+
+
+def test_nothing_in_snnlab_imports_the_notebook_parameters():
+    """notebook_params sits just below the notebooks (it may read train.py); a module that imported it
+    would turn a notebook's parameters into a dependency of the library."""
+    users = [path.relative_to(PACKAGE.parent) for path in sorted(PACKAGE.rglob("*.py"))
+             if path.name != "notebook_params.py" and "snnlab.notebook_params" in imported_snnlab_modules(path)]
+    assert not users, f"{users} import snnlab.notebook_params"

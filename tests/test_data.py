@@ -241,3 +241,12 @@ def test_dvs_frames_test_split_uses_training_classes(tmp_path):
     (tmp_path / "test" / "ship").mkdir()
     with pytest.raises(data.DataError, match="ship not among"):
         data.DVSFrames(tmp_path / "test", classes=train.classes)
+
+
+def test_splits_move_to_a_device_whole():
+    splits = data.load_digits_split(0)
+    moved = splits.to("cpu")
+    assert moved.description == splits.description and moved.num_classes == splits.num_classes
+    for part in ("train", "val", "test"):
+        a, b = getattr(splits, part), getattr(moved, part)
+        assert torch.equal(a.x, b.x) and torch.equal(a.y, b.y) and b.x.device == torch.device("cpu")

@@ -349,3 +349,13 @@ def test_spikes_from_times_single_and_cumulative():
 def test_one_shot_if_rejects_bad_threshold():
     with pytest.raises(ValueError, match="threshold"):
         one_shot_if(torch.zeros(3, 2), threshold=float("inf"))
+
+
+# =========================================================================== device
+@pytest.mark.parametrize("device", ["cpu", torch.device("cpu")])
+def test_noisy_population_and_sweep_on_cpu_device_equal_the_default(device, assert_same):
+    noisy = neurons.noisy_population(4, 30, mean=1.5, std=0.6, generator=torch.Generator().manual_seed(3))
+    assert_same(neurons.noisy_population(4, 30, mean=1.5, std=0.6, generator=torch.Generator().manual_seed(3),
+                                         device=device), noisy)
+    grid = dict(currents=[0.8, 1.5, 3.0], taus_ms=[5.0, 20.0], thresholds=[0.5, 1.0], n_steps=40)
+    assert_same(neurons.sweep(**grid, device=device), neurons.sweep(**grid))

@@ -101,7 +101,8 @@ sys.exit(code)
 """
 EXECUTES_A_NOTEBOOK = re.compile(
     r"^notebooks/"                                                      # nbval's cells
-    r"|::test_notebook_(runs_through_snnlab_run|refuses_its_bad_parameter|missing_data_path)"
+    r"|::test_notebook_(runs_through_snnlab_run|runs_with_device_auto|refuses_its_bad_parameter|missing_data_path"
+    r"|asked_for_cuda_without_cuda)"
     r"|::test_welcome_student_version_runs_top_to_bottom"
     r"|^tests/reliability/test_run_reliability\.py::")
 

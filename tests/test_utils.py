@@ -148,3 +148,15 @@ def test_limit_threads_sets_then_restores_even_after_an_error():
         assert torch.get_num_threads() == before
     with pytest.raises(ValueError, match="num_threads"):
         limit_threads(0)
+
+
+@pytest.mark.parametrize("value, expected", [("cpu", "cpu"), (" Auto ", "auto"), ("CUDA", "cuda"), ("cuda:3", "cuda:3"),
+                                             (torch.device("cpu"), "cpu")])
+def test_check_device_normalises_the_spelling_without_asking_the_machine(value, expected):
+    assert utils.check_device("device", value) == expected
+
+
+@pytest.mark.parametrize("bad", ["tpu", "cuda:x", "", None, 0])
+def test_check_device_names_the_parameter_and_the_choices(bad):
+    with pytest.raises(ValueError, match=r"^where must be one of \('auto', 'cpu', 'cuda'\) \(or 'cuda:N'\)"):
+        utils.check_device("where", bad)

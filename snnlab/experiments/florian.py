@@ -61,6 +61,7 @@ def run_seed_example(
     w0: float = SEED_W0,
     n_steps: int = SEED_N_STEPS,
     dt: float = 1.0,
+    device: str | torch.device = "cpu",
 ) -> dict[str, np.ndarray]:
     """The one-synapse worked example (the seed figure): STDP, MSTDP and MSTDPET side by side.
 
@@ -88,10 +89,12 @@ def run_seed_example(
         trace_mode: ``"all-to-all"`` or ``"nearest"``.
         pre_times_ms, post_times_ms, reward_switch_ms, a_plus, a_minus, tau_plus_ms, tau_minus_ms,
         tau_z_ms, gamma, w0, n_steps, dt: keyword-only overrides of the example (used by the widgets).
+        device: where the three rules run (a [1, 1] synapse: the CPU is the fast place for it).
 
     Returns:
-        dict of float64 numpy arrays: ``t`` (ms), ``pre``, ``post``, ``reward``, ``x_pre`` (P+),
-        ``x_post`` (P-, <= 0), ``eligibility`` (MSTDPET's z), ``w_stdp``, ``w_mstdp``, ``w_mstdpet``.
+        dict of float64 numpy arrays, on the CPU whatever ``device``: ``t`` (ms), ``pre``, ``post``,
+        ``reward``, ``x_pre`` (P+), ``x_post`` (P-, <= 0), ``eligibility`` (MSTDPET's z), ``w_stdp``,
+        ``w_mstdp``, ``w_mstdpet``.
     """
     check_choice("ordering", ordering, ORDERINGS)
     check_choice("trace_mode", trace_mode, TRACE_MODES)
@@ -107,13 +110,16 @@ def run_seed_example(
     reward = np.where(t <= reward_switch_ms + 1e-9 * dt, 1.0, -1.0)
 
     def as_tensor(x):  # steps 1..n_steps as [T, B=1, n=1]
-        return torch.as_tensor(x[1:], dtype=torch.float64).reshape(n_steps, 1, 1)
+        return torch.as_tensor(x[1:], dtype=torch.float64, device=device).reshape(n_steps, 1, 1)
 
-    w_init = torch.full((1, 1), float(w0), dtype=torch.float64)
+    def history(x: torch.Tensor) -> np.ndarray:
+        return x[:, 0, 0].cpu().numpy().copy()
+
+    w_init = torch.full((1, 1), float(w0), dtype=torch.float64, device=device)
     runs = {}
     with limit_threads(1):
         for rule in RULES:
-            r = None if rule == "stdp" else torch.as_tensor(reward[1:], dtype=torch.float64)
+            r = None if rule == "stdp" else torch.as_tensor(reward[1:], dtype=torch.float64, device=device)
             runs[rule] = simulate(rule, as_tensor(pre), as_tensor(post), w_init, reward=r, params=params, dt=dt)
     et = runs["mstdpet"]
     return {
@@ -121,12 +127,12 @@ def run_seed_example(
         "pre": pre,
         "post": post,
         "reward": reward,
-        "x_pre": et.x_pre[:, 0, 0].numpy().copy(),
-        "x_post": et.x_post[:, 0, 0].numpy().copy(),
-        "eligibility": et.z[:, 0, 0].numpy().copy(),
-        "w_stdp": runs["stdp"].w[:, 0, 0].numpy().copy(),
-        "w_mstdp": runs["mstdp"].w[:, 0, 0].numpy().copy(),
-        "w_mstdpet": et.w[:, 0, 0].numpy().copy(),
+        "x_pre": history(et.x_pre),
+        "x_post": history(et.x_post),
+        "eligibility": history(et.z),
+        "w_stdp": history(runs["stdp"].w),
+        "w_mstdp": history(runs["mstdp"].w),
+        "w_mstdpet": history(et.w),
     }
 
 
@@ -197,17 +203,21 @@ class RewardTaskConfig:
 
 
 def _reward_trial(net, learners, gen, cfg: RewardTaskConfig, *, learn: bool) -> torch.Tensor:
-    """One trial of all P patterns (batch P); returns output spike counts ``[P]``."""
+    """One trial of all P patterns (batch P); returns output spike counts ``[P]`` on the network's device.
+
+    Spikes and noise are drawn from the CPU generator ``gen`` and then moved, so every device gets
+    the same random numbers."""
     from spikingjelly.activation_based import functional
 
     lin_ih, lif_h, lin_ho, lif_o = net
+    device = lin_ih.weight.device
     functional.reset_net(lif_h)
     functional.reset_net(lif_o)
     bits = torch.tensor(cfg.patterns, dtype=torch.float32)  # [P, 2]
     n_pat = bits.shape[0]
     p_fire = (bits.repeat_interleave(cfg.n_per_input, dim=1) * cfg.rate_hz * cfg.dt / 1000.0)  # [4, n_in]
-    target = torch.tensor(cfg.targets, dtype=torch.float32)
-    counts = torch.zeros(n_pat)
+    target = torch.tensor(cfg.targets, dtype=torch.float32, device=device)
+    counts = torch.zeros(n_pat, device=device)
     n_steps = int(round(cfg.trial_ms / cfg.dt))
     for learner in learners:
         learner.reset()
@@ -216,9 +226,9 @@ def _reward_trial(net, learners, gen, cfg: RewardTaskConfig, *, learn: bool) -> 
         else:
             learner.pause()
     for _ in range(n_steps):
-        x = (torch.rand(p_fire.shape, generator=gen) < p_fire).float()
-        h = lif_h(lin_ih(x) + cfg.noise_std * torch.randn(n_pat, lin_ih.out_features, generator=gen))
-        o = lif_o(lin_ho(h) + cfg.noise_std * torch.randn(n_pat, 1, generator=gen))
+        x = (torch.rand(p_fire.shape, generator=gen) < p_fire).float().to(device)
+        h = lif_h(lin_ih(x) + cfg.noise_std * torch.randn(n_pat, lin_ih.out_features, generator=gen).to(device))
+        o = lif_o(lin_ho(h) + cfg.noise_std * torch.randn(n_pat, 1, generator=gen).to(device))
         counts += o[:, 0]
         if learn:
             reward = o[:, 0] * (2.0 * target - 1.0)  # +1 right spike, -1 wrong spike, 0 silent
@@ -234,6 +244,7 @@ def run_reward_task(
     config: RewardTaskConfig = RewardTaskConfig(),
     seed: int = 0,
     progress: bool = False,
+    device: str | torch.device = "cpu",
 ) -> dict:
     """Train the small network of :class:`RewardTaskConfig` with MSTDP or MSTDPET; return rates and curves.
 
@@ -246,12 +257,15 @@ def run_reward_task(
             ``gamma`` 0.001 for MSTDP and 0.01 for MSTDPET (a rewarded step moves MSTDPET's weight by
             ~gamma zeta/tau_z, so it needs a larger gamma for a comparable speed).
         config: :class:`RewardTaskConfig`.  seed: the one seed.  progress: tqdm bar over trials.
+        device: where the network runs; weights, spikes and noise are drawn on the CPU (from ``seed``)
+            and moved there, so every device starts from the same numbers.
 
     Returns:
-        dict with ``counts`` ``[n_trials, P]`` (output spikes per training trial and pattern),
-        ``rate_before_hz`` and ``rate_after_hz`` ``[P]`` (learning paused), ``patterns``, ``targets``,
-        ``solved`` (every target-1 rate above every target-0 rate after training), ``margin_hz``
-        (lowest target-1 rate minus highest target-0 rate, after training), ``w_hidden_out``.
+        dict (numpy arrays, on the CPU) with ``counts`` ``[n_trials, P]`` (output spikes per training
+        trial and pattern), ``rate_before_hz`` and ``rate_after_hz`` ``[P]`` (learning paused),
+        ``patterns``, ``targets``, ``solved`` (every target-1 rate above every target-0 rate after
+        training), ``margin_hz`` (lowest target-1 rate minus highest target-0 rate, after training),
+        ``w_hidden_out``.
     """
     from spikingjelly.activation_based import neuron
 
@@ -272,6 +286,8 @@ def run_reward_task(
         lin_ih.weight.copy_(torch.rand(config.n_hidden, n_in, generator=gen) * config.w_in_init)
         lo, hi = config.w_out_init_low, config.w_out_init_high
         lin_ho.weight.copy_(lo + (hi - lo) * torch.rand(1, config.n_hidden, generator=gen))
+    lin_ih.to(device)
+    lin_ho.to(device)
     tau_steps = config.tau_m_ms / config.dt
     lif_h = neuron.LIFNode(tau=tau_steps, decay_input=False, v_threshold=1.0, v_reset=0.0)
     lif_o = neuron.LIFNode(tau=tau_steps, decay_input=False, v_threshold=1.0, v_reset=0.0)
@@ -295,18 +311,18 @@ def run_reward_task(
         for learner in learners:
             learner.close()
     target = np.array(config.targets, dtype=bool)
-    after_np = after.numpy().astype(float)
+    after_np = after.cpu().numpy().astype(float)
     margin = float(after_np[target].min() - after_np[~target].max())
     return {
         "rule": rule,
-        "counts": torch.stack(counts).numpy().astype(float),
-        "rate_before_hz": before.numpy().astype(float),
+        "counts": torch.stack(counts).cpu().numpy().astype(float),
+        "rate_before_hz": before.cpu().numpy().astype(float),
         "rate_after_hz": after_np,
         "patterns": np.array(config.patterns),
         "targets": np.array(config.targets),
         "margin_hz": margin,
         "solved": margin > 0,
-        "w_hidden_out": lin_ho.weight.detach().numpy().copy(),
+        "w_hidden_out": lin_ho.weight.detach().cpu().numpy().copy(),
     }
 
 

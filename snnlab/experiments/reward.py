@@ -69,8 +69,13 @@ class DelayedRewardTask:
 def run_delayed_reward_task(*, task: DelayedRewardTask = DelayedRewardTask(), n_trials: int = 150,
                             rule: str = "mstdpet", params: FlorianParams = DEFAULT_RULE,
                             dopamine: DopamineParams = DopamineParams(), lif: LIFParams = LIFParams(),
-                            seed: int = 0, record_trials: tuple[int, ...] = (), progress: bool = True) -> dict:
+                            seed: int = 0, record_trials: tuple[int, ...] = (), progress: bool = True,
+                            device: str | torch.device = "cpu") -> dict:
     """Train the pattern-to-action network with delayed reward; returns the learning record.
+
+    The network, its weights and the rule's traces live on ``device``; every random number (initial
+    weights, patterns, input spikes, tie breaks) is drawn on the CPU from ``seed`` and moved, so every
+    device sees the same trials. The record comes back on the CPU.
 
     Returns a dict: ``correct`` [n_trials] (1 correct, 0 wrong or no spike), ``reward`` [n_trials],
     ``pattern`` and ``action`` [n_trials] (action -1: no output spike), ``w`` (final ``[n_actions,
@@ -87,17 +92,17 @@ def run_delayed_reward_task(*, task: DelayedRewardTask = DelayedRewardTask(), n_
     n_in, n_out = task.n_inputs, task.n_actions
     group = torch.arange(n_in) * task.n_patterns // n_in            # input neuron -> its pattern group
     onehot = torch.nn.functional.one_hot(group, task.n_patterns).float()   # [n_in, n_patterns]
-    group_mean = onehot / onehot.sum(dim=0)
-    w = task.w_init_max * torch.rand(n_out, n_in, generator=gen)
+    group_mean = (onehot / onehot.sum(dim=0)).to(device)
+    w = (task.w_init_max * torch.rand(n_out, n_in, generator=gen)).to(device)
     w0 = w.clone()
     steps_stim = int(round(task.stimulus_ms / dt))
     steps_delay = int(round(task.delay_ms / dt))
     steps_iti = int(round(task.iti_ms / dt))
     n_steps = steps_stim + steps_delay + steps_iti
     reward_step = steps_stim + steps_delay                         # reward delivered at this step
-    inhibit = task.inhibition * (1.0 - torch.eye(n_out))
-    state = rstdp_init(1, n_in, n_out, rule=rule)
-    v = torch.zeros(1, n_out)
+    inhibit = (task.inhibition * (1.0 - torch.eye(n_out))).to(device)
+    state = rstdp_init(1, n_in, n_out, rule=rule, device=device)
+    v = torch.zeros(1, n_out, device=device)
     alpha = lif.decay(dt)
     patterns = torch.randint(task.n_patterns, (n_trials,), generator=gen)
     correct = torch.zeros(n_trials)
@@ -109,12 +114,12 @@ def run_delayed_reward_task(*, task: DelayedRewardTask = DelayedRewardTask(), n_
         p = int(patterns[trial])
         rate = torch.full((n_steps, 1, n_in), task.background_rate_hz)
         rate[:steps_stim, 0, group == p] = task.stimulus_rate_hz
-        pre_all = poisson_spikes(rate, dt_ms=dt, generator=gen)   # the whole trial at once
-        counts = torch.zeros(n_out)
+        pre_all = poisson_spikes(rate, dt_ms=dt, generator=gen).to(device)   # the whole trial at once
+        counts = torch.zeros(n_out, device=device)
         rec = trial in record_trials
         log = {"pre": [], "post": [], "dopamine": [], "z_group": []} if rec else None
         r_trial = 0.0
-        post = torch.zeros(1, n_out)
+        post = torch.zeros(1, n_out, device=device)
         for k in range(n_steps):
             pre = pre_all[k]
             # lateral inhibition from the previous step's output spikes, then the feed-forward input
@@ -137,16 +142,16 @@ def run_delayed_reward_task(*, task: DelayedRewardTask = DelayedRewardTask(), n_
                 log["pre"].append(pre[0])
                 log["post"].append(post[0])
                 log["dopamine"].append(state.dopamine.clone())
-                z = state.florian.z if rule == "mstdpet" else torch.zeros(n_out, n_in)
+                z = state.florian.z if rule == "mstdpet" else torch.zeros(n_out, n_in, device=device)
                 log["z_group"].append(z @ group_mean)
         rewards[trial] = r_trial
         correct[trial] = float(r_trial > 0)
         group_w.append(w @ group_mean)
         if rec:
-            trials[trial] = {key: torch.stack(val) for key, val in log.items()}
+            trials[trial] = {key: torch.stack(val).cpu() for key, val in log.items()}
             trials[trial].update(pattern=p, reward_step=reward_step, steps_stim=steps_stim)
-    return {"correct": correct, "reward": rewards, "pattern": patterns, "action": actions, "w": w, "w0": w0,
-            "group_w": torch.stack(group_w), "trials": trials, "rule": rule}
+    return {"correct": correct, "reward": rewards, "pattern": patterns, "action": actions, "w": w.cpu(),
+            "w0": w0.cpu(), "group_w": torch.stack(group_w).cpu(), "trials": trials, "rule": rule}
 
 
 # --------------------------------------------------------------------------- figures (notebook 06)

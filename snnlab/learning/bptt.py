@@ -147,7 +147,8 @@ def train(net: RecurrentSNN, train_task: SequenceTask, val_task: SequenceTask | 
     with window ``k`` (``method="tbptt"``; one Adam step per minibatch, the window gradients summed).
 
     Returns a history dict: ``train_loss`` (mean minibatch loss per epoch), ``val_accuracy`` and
-    ``val_loss`` per epoch (when ``val_task`` is given).
+    ``val_loss`` per epoch (when ``val_task`` is given). Runs on the network's device (the tasks are
+    moved there once; the minibatch order is drawn on the CPU from ``generator``).
     """
     check_choice("method", method, ("bptt", "tbptt"))
     check_int("epochs", epochs, minimum=1)
@@ -157,6 +158,7 @@ def train(net: RecurrentSNN, train_task: SequenceTask, val_task: SequenceTask | 
             raise ValueError("k (the truncation window) is required for method='tbptt'")
         check_int("k", k, minimum=1)
     dtype = net.w_in.dtype
+    train_task = train_task.to(net.w_in.device)
     optimizer = torch.optim.Adam(net.parameters(), lr=lr)
     history = {"train_loss": [], "val_accuracy": [], "val_loss": []}
     for _ in tqdm(range(epochs), desc=f"{method}" + (f" k={k}" if method == "tbptt" else ""),

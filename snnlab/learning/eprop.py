@@ -97,9 +97,11 @@ def eprop_step(pre: torch.Tensor, psi: torch.Tensor, learning_signal: torch.Tens
 
 
 def random_feedback(net: RecurrentSNN, *, generator: torch.Generator | None = None) -> torch.Tensor:
-    """A fixed random feedback matrix B^T [n_out, n_hidden] ~ N(0, 1/n_hidden), the scale of W_out."""
+    """A fixed random feedback matrix B^T [n_out, n_hidden] ~ N(0, 1/n_hidden), the scale of W_out;
+    drawn on the CPU (``generator``) and moved to the network's device."""
     p = net.params
-    return torch.randn(p.n_out, p.n_hidden, generator=generator, dtype=net.w_out.dtype) / math.sqrt(p.n_hidden)
+    b = torch.randn(p.n_out, p.n_hidden, generator=generator, dtype=net.w_out.dtype) / math.sqrt(p.n_hidden)
+    return b.to(net.w_out.device)
 
 
 class EpropResult(NamedTuple):
@@ -225,12 +227,13 @@ def train(net: RecurrentSNN, train_task: SequenceTask, val_task: SequenceTask | 
     """Train ``net`` with e-prop gradients and Adam (``update_every``: online updates within a sequence).
 
     ``generator`` seeds the minibatch order and, for ``feedback="random"``, the feedback matrix.
-    Returns a history dict like :func:`snnlab.learning.bptt.train`.
+    Returns a history dict like :func:`snnlab.learning.bptt.train`; runs on the network's device.
     """
     check_choice("feedback", feedback, FEEDBACK)
     check_int("epochs", epochs, minimum=1)
     check_float("lr", lr, minimum=0.0, strict_minimum=True)
     dtype = net.w_in.dtype
+    train_task = train_task.to(net.w_in.device)
     fb = random_feedback(net, generator=generator) if feedback == "random" else None
     optimizer = torch.optim.Adam(net.parameters(), lr=lr)
     history = {"train_loss": [], "val_accuracy": [], "val_loss": []}

@@ -69,7 +69,8 @@ def ga_step(population: torch.Tensor, fitness: torch.Tensor, *, params: GAParams
     Args:
         population: ``[P, D]`` flat parameter vectors theta.
         fitness: ``[P]`` their fitness f (higher is better).
-        params: :class:`GAParams`.  generator: draws parents and mutations.
+        params: :class:`GAParams`.  generator: draws parents and mutations (on the CPU; they are
+            moved to the population's device, so every device breeds the same children).
     Returns:
         the next population ``[P, D]``.
     """
@@ -82,8 +83,9 @@ def ga_step(population: torch.Tensor, fitness: torch.Tensor, *, params: GAParams
     order = torch.argsort(fitness, descending=True, stable=True)
     elites = population[order[:params.elites]]
     n_children = params.population - params.elites
-    parents = order[torch.randint(params.truncation, (n_children,), generator=generator)]
-    noise = torch.randn(n_children, population.shape[1], generator=generator, dtype=population.dtype)
+    parents = order[torch.randint(params.truncation, (n_children,), generator=generator).to(order.device)]
+    noise = torch.randn(n_children, population.shape[1], generator=generator, dtype=population.dtype
+                        ).to(population.device)
     children = population[parents] + params.sigma * noise
     return torch.cat([elites, children], dim=0)
 
@@ -143,18 +145,20 @@ def population_fitness(theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor, *,
 
 def run_evolution(*, generations: int = 100, params: GAParams = GAParams(),
                   config: SpikingMLPConfig = SpikingMLPConfig(n_hidden=16, n_steps=6), n_eval: int = 200,
-                  init_scale: float = 1.0, seed: int = 0, progress: bool = True) -> dict:
+                  init_scale: float = 1.0, seed: int = 0, progress: bool = True,
+                  device: str | torch.device = "cpu") -> dict:
     """Evolve the spiking MLP on the digits: fitness = mean log-likelihood on ``n_eval`` training images.
 
     Initial individuals: w1 ~ N(0, (2 init_scale)^2 / n_in), w2 ~ N(0, init_scale^2 / n_hidden), zero
     biases. Returns :func:`evolve`'s dict plus ``train_acc``/``test_acc`` of the best individual
-    per generation recorded at the end, and ``"test_acc"`` of the final best.
+    per generation recorded at the end, and ``"test_acc"`` of the final best. The population and the
+    data live on ``device``; every random number is drawn on the CPU from ``seed`` and moved.
     """
     from ..data import load_digits_split
 
     check_int("n_eval", n_eval, minimum=1)
     check_float("init_scale", init_scale, minimum=0.0, strict_minimum=True)
-    data = load_digits_split(seed)
+    data = load_digits_split(seed).to(device)
     x, y = flatten_images(data.train.x)[:n_eval], data.train.y[:n_eval]
     gen = torch.Generator().manual_seed(seed)
     shapes = param_shapes(config)
@@ -162,7 +166,7 @@ def run_evolution(*, generations: int = 100, params: GAParams = GAParams(),
             "b1": torch.zeros(params.population, *shapes["b1"]),
             "w2": torch.randn(params.population, *shapes["w2"], generator=gen) * (init_scale / math.sqrt(config.n_hidden)),
             "b2": torch.zeros(params.population, *shapes["b2"])}
-    theta0 = torch.cat([v.reshape(params.population, -1) for v in init.values()], dim=1)
+    theta0 = torch.cat([v.reshape(params.population, -1) for v in init.values()], dim=1).to(device)
     out = evolve(lambda th: population_fitness(th, x, y, config=config), theta0, generations=generations,
                  params=params, generator=gen, progress=progress)
     best = out["best"][None]

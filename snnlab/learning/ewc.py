@@ -150,7 +150,8 @@ def fisher_diagonal(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor | N
         if mode == "empirical":
             yb = y[start:start + chunk_size]
             if classes is not None:
-                yb = restrict_logits(torch.zeros(1, 1 + max(max(classes), int(yb.max()))), yb, classes)[1]
+                yb = restrict_logits(torch.zeros(1, 1 + max(max(classes), int(yb.max())), device=yb.device), yb,
+                                     classes)[1]
             grads = vmap(grad(log_prob_label), in_dims=(None, 0, 0))(params, xb, yb)
             for k, g in grads.items():
                 totals[k] += (g ** 2).sum(dim=0)
@@ -204,13 +205,15 @@ def run_split_digits(lams: Sequence[float] = (0.0, 1e3), *, seed: int = 0, epoch
                      epochs_b: int = 10, lr: float = 3e-3, batch_size: int = 64,
                      config: SpikingMLPConfig = SpikingMLPConfig(), setting: str = "task",
                      fisher_mode: str = "expected", fisher_samples: int = 500,
-                     progress: bool = True) -> dict:
+                     progress: bool = True, device: str | torch.device = "cpu") -> dict:
     """Learn digits 0-4 then 5-9, once per lambda (lambda = 0: plain fine-tuning, no EWC).
 
     Task A is learned once; each lambda starts from the same task-A network. Returns
     ``{"lams", "acc_a_before", "acc_b_before"?, "curves": {lam: {"acc_a": [...], "acc_b": [...]}},
-    "final": {lam: (acc_a, acc_b)}, "forgetting": {lam: acc_a_before - acc_a_after}}``, accuracies on
-    the held-out test split, curves recorded after every epoch of task B.
+    "final": {lam: (acc_a, acc_b)}, "forgetting": {lam: acc_a_before - acc_a_after}, "fisher"}``,
+    accuracies on the held-out test split, curves recorded after every epoch of task B. The networks,
+    the data and the Fisher diagonal live on ``device``; initial weights and batch orders are drawn on
+    the CPU from ``seed``.
     """
     from ..data import load_digits_split
 
@@ -218,12 +221,12 @@ def run_split_digits(lams: Sequence[float] = (0.0, 1e3), *, seed: int = 0, epoch
     check_int("fisher_samples", fisher_samples, minimum=1)
     for lam in lams:
         check_float("lams", lam, minimum=0.0)
-    split_a = load_digits_split(seed, classes=TASK_A)
-    split_b = load_digits_split(seed, classes=TASK_B)
+    split_a = load_digits_split(seed, classes=TASK_A).to(device)
+    split_b = load_digits_split(seed, classes=TASK_B).to(device)
     cls_a = TASK_A if setting == "task" else None
     cls_b = TASK_B if setting == "task" else None
     gen = torch.Generator().manual_seed(seed)
-    model_a = SpikingMLP(config, seed=seed)
+    model_a = SpikingMLP(config, seed=seed, device=device)
     train_classifier(model_a, split_a.train.x, split_a.train.y, epochs=epochs_a, lr=lr, batch_size=batch_size,
                      generator=gen, classes=cls_a, progress=progress)
     acc_a_before = accuracy(model_a, split_a.test.x, split_a.test.y, classes=cls_a)

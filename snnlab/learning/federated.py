@@ -124,10 +124,12 @@ def fedavg_round(global_model: torch.nn.Module, clients: Sequence[tuple[torch.Te
 
 def run_fedavg(*, n_clients: int = 10, rounds: int = 20, iid: bool = False, shards_per_client: int = 2,
                params: FedAvgParams = FedAvgParams(), config: SpikingMLPConfig = SpikingMLPConfig(),
-               seed: int = 0, progress: bool = True) -> dict:
+               seed: int = 0, progress: bool = True, device: str | torch.device = "cpu") -> dict:
     """FedAvg on the digits split over ``n_clients`` clients; test accuracy after every round.
 
-    Returns ``{"acc": [...rounds + 1], "client_labels": [set of digits per client], "sizes": [n_k]}``.
+    Returns ``{"acc": [...rounds + 1], "client_labels": [set of digits per client], "sizes": [n_k],
+    "model"}``. The model and every client's data live on ``device``; the shards, the initial weights
+    and the batch orders are drawn on the CPU from ``seed``.
     """
     from ..data import load_digits_split
 
@@ -137,8 +139,9 @@ def run_fedavg(*, n_clients: int = 10, rounds: int = 20, iid: bool = False, shar
     gen = torch.Generator().manual_seed(seed)
     parts = shard_iid(len(y), n_clients, generator=gen) if iid else \
         shard_non_iid(y, n_clients, shards_per_client=shards_per_client, generator=gen)
-    clients = [(x[idx], y[idx]) for idx in parts]
-    model = SpikingMLP(config, seed=seed)
+    clients = [(x[idx].to(device), y[idx].to(device)) for idx in parts]
+    data = data.to(device)
+    model = SpikingMLP(config, seed=seed, device=device)
     acc = [accuracy(model, data.test.x, data.test.y)]
     for _ in tqdm(range(rounds), disable=not progress, desc="FedAvg rounds", leave=False):
         fedavg_round(model, clients, params=params, generator=gen)
@@ -148,12 +151,14 @@ def run_fedavg(*, n_clients: int = 10, rounds: int = 20, iid: bool = False, shar
 
 
 def run_centralised(*, epochs: int = 20, params: FedAvgParams = FedAvgParams(),
-                    config: SpikingMLPConfig = SpikingMLPConfig(), seed: int = 0, progress: bool = True) -> dict:
-    """The centralised baseline: the same model, SGD, rate and batch on all the training data at once."""
+                    config: SpikingMLPConfig = SpikingMLPConfig(), seed: int = 0, progress: bool = True,
+                    device: str | torch.device = "cpu") -> dict:
+    """The centralised baseline: the same model, SGD, rate and batch on all the training data at once
+    (on ``device``, like :func:`run_fedavg`)."""
     from ..data import load_digits_split
 
-    data = load_digits_split(seed)
-    model = SpikingMLP(config, seed=seed)
+    data = load_digits_split(seed).to(device)
+    model = SpikingMLP(config, seed=seed, device=device)
     gen = torch.Generator().manual_seed(seed)
     acc = [accuracy(model, data.test.x, data.test.y)]
     train_classifier(model, data.train.x, data.train.y, epochs=epochs, lr=params.lr,

@@ -151,14 +151,16 @@ def simulate_scaling(*, n_in: int = 100, n_out: int = 20, input_rate_hz: float =
                      duration_ms: float = 20000.0, dt: float = 1.0, params: ScalingParams = ScalingParams(),
                      lif: LIFParams = LIFParams(), w_mean_range: tuple[float, float] = (0.02, 0.12),
                      scaling: bool = True, record_every_ms: float = 250.0, seed: int = 0,
-                     progress: bool = True) -> dict:
+                     progress: bool = True, device: str | torch.device = "cpu") -> dict:
     """LIF neurons (``lif``, :func:`snnlab.neurons.lif_step`) driven by Poisson inputs through random
     weights, with or without synaptic scaling.
 
     Neuron i's weights start uniform in [0, 2 m_i], the means m_i evenly spaced over ``w_mean_range``
     (so the initial rates differ widely between neurons).
     Returns ``{"t_ms", "rate_hz" [n_rec, n_out], "mean_w" [n_rec, n_out], "w0", "w"}``: the rate
-    estimate and the mean input weight of every neuron, sampled every ``record_every_ms``.
+    estimate and the mean input weight of every neuron, sampled every ``record_every_ms``, on the CPU.
+    The neurons and weights live on ``device``; weights and input spikes are drawn on the CPU from
+    ``seed`` and moved, so every device sees the same inputs.
     """
     check_int("n_in", n_in, minimum=1)
     check_int("n_out", n_out, minimum=1)
@@ -170,18 +172,18 @@ def simulate_scaling(*, n_in: int = 100, n_out: int = 20, input_rate_hz: float =
     if not 0 <= lo <= hi:
         raise ValueError(f"w_mean_range must be (low, high) with 0 <= low <= high, got {w_mean_range!r}")
     means = torch.linspace(lo, hi, n_out)
-    w = 2.0 * means[:, None] * torch.rand(n_out, n_in, generator=gen)
+    w = (2.0 * means[:, None] * torch.rand(n_out, n_in, generator=gen)).to(device)
     w0 = w.clone()
-    v = torch.zeros(1, n_out)
+    v = torch.zeros(1, n_out, device=device)
     # the rate estimate starts at the target, so that the first second does not scale on no data
-    state = scaling_init(1, n_out, params=params)
+    state = scaling_init(1, n_out, params=params, device=device)
     n_steps = int(round(duration_ms / dt))
     every = max(1, int(round(record_every_ms / dt)))
     alpha = lif.decay(dt)
     input_rates = torch.full((1, n_in), float(input_rate_hz))
     t_rec, rates, mean_w = [], [], []
     for k in tqdm(range(n_steps), disable=not progress, desc="scaling", leave=False):
-        pre = poisson_spikes(input_rates, dt_ms=dt, generator=gen)
+        pre = poisson_spikes(input_rates, dt_ms=dt, generator=gen).to(device)
         post, _, v = lif_step(pre @ w.T, v, alpha=alpha, v_threshold=lif.v_threshold, reset=lif.reset)
         if scaling:
             dw, state = synaptic_scaling_step(post, state, w, params=params, dt=dt)
@@ -192,8 +194,8 @@ def simulate_scaling(*, n_in: int = 100, n_out: int = 20, input_rate_hz: float =
             t_rec.append((k + 1) * dt)
             rates.append(state.rate_hz[0].clone())
             mean_w.append(w.mean(dim=1))
-    return {"t_ms": torch.tensor(t_rec), "rate_hz": torch.stack(rates), "mean_w": torch.stack(mean_w),
-            "w0": w0, "w": w}
+    return {"t_ms": torch.tensor(t_rec), "rate_hz": torch.stack(rates).cpu(), "mean_w": torch.stack(mean_w).cpu(),
+            "w0": w0.cpu(), "w": w.cpu()}
 
 
 def plot_scaling(results: dict, *, target_rate_hz: float):

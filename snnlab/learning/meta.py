@@ -80,12 +80,13 @@ class ClassPool:
 
 
 def digits_class_pools(seed: int = 0, *, train_digits: Sequence[int] = (0, 1, 2, 3, 4),
-                       test_digits: Sequence[int] = (5, 6, 7, 8, 9), rotations: int = 4
-                       ) -> tuple[ClassPool, ClassPool]:
+                       test_digits: Sequence[int] = (5, 6, 7, 8, 9), rotations: int = 4,
+                       device: str | torch.device = "cpu") -> tuple[ClassPool, ClassPool]:
     """Meta-train and meta-test class pools from the offline digits (8x8, flattened to D = 64).
 
     Meta-train classes are ``train_digits`` x {0, 90, 180, 270 degrees}[:rotations]; meta-test
-    classes are ``test_digits`` unrotated. The two sets share no digit.
+    classes are ``test_digits`` unrotated. The two sets share no digit. The images are on ``device``,
+    so every task drawn from the pools (:func:`sample_task`) is there too.
     """
     from ..data import load_digits_split
 
@@ -93,7 +94,7 @@ def digits_class_pools(seed: int = 0, *, train_digits: Sequence[int] = (0, 1, 2,
     check_int("rotations", rotations, minimum=1, maximum=4)
     if set(train_digits) & set(test_digits):
         raise ValueError(f"train_digits {tuple(train_digits)} and test_digits {tuple(test_digits)} must not overlap")
-    data = load_digits_split(seed, val_fraction=0.0, test_fraction=0.0).train
+    data = load_digits_split(seed, val_fraction=0.0, test_fraction=0.0).train.to(device)
     train_images, train_names = [], []
     for d in train_digits:
         imgs = data.x[data.y == d]
@@ -108,7 +109,9 @@ def digits_class_pools(seed: int = 0, *, train_digits: Sequence[int] = (0, 1, 2,
 def sample_task(pool: ClassPool, *, n_way: int = 5, k_shot: int = 5, n_query: int = 10,
                 generator: torch.Generator | None = None) -> FewShotTask:
     """Draw an N-way K-shot task: N classes of ``pool`` in a random order (so labels carry no
-    identity across tasks), K support and ``n_query`` query images per class, all distinct."""
+    identity across tasks), K support and ``n_query`` query images per class, all distinct.
+
+    The choices are drawn on the CPU (``generator``); the task's tensors are on the pool's device."""
     check_int("n_way", n_way, minimum=2, maximum=len(pool))
     check_int("k_shot", k_shot, minimum=1)
     check_int("n_query", n_query, minimum=1)
@@ -121,16 +124,18 @@ def sample_task(pool: ClassPool, *, n_way: int = 5, k_shot: int = 5, n_query: in
         pick = torch.randperm(imgs.shape[0], generator=generator)[:k_shot + n_query]
         xs.append(imgs[pick[:k_shot]])
         xq.append(imgs[pick[k_shot:]])
-        ys.append(torch.full((k_shot,), label))
-        yq.append(torch.full((n_query,), label))
+        ys.append(torch.full((k_shot,), label, device=imgs.device))
+        yq.append(torch.full((n_query,), label, device=imgs.device))
     return FewShotTask(torch.cat(xs), torch.cat(ys), torch.cat(xq), torch.cat(yq))
 
 
 # --------------------------------------------------------------------------- models
 def init_mlp(sizes: Sequence[int], *, generator: torch.Generator | None = None,
-             dtype: torch.dtype = torch.float32, input_gain: float = 1.0) -> Params:
+             dtype: torch.dtype = torch.float32, input_gain: float = 1.0,
+             device: str | torch.device = "cpu") -> Params:
     """Parameters [W1, b1, W2, b2, ...] of an MLP, W_l ~ N(0, 1/fan_in) (W1 times ``input_gain``,
-    e.g. 3 so that spiking hidden units fire), b_l = 0 (leaf tensors)."""
+    e.g. 3 so that spiking hidden units fire), b_l = 0 (leaf tensors on ``device``; the weights are
+    drawn on the CPU and moved, so every device starts from the same numbers)."""
     if len(sizes) < 2:
         raise ValueError(f"sizes must list at least input and output sizes, got {sizes!r}")
     check_float("input_gain", input_gain, minimum=0.0, strict_minimum=True)
@@ -140,7 +145,7 @@ def init_mlp(sizes: Sequence[int], *, generator: torch.Generator | None = None,
         check_int("sizes", fan_out, minimum=1)
         gain = input_gain if layer == 0 else 1.0
         w = gain * torch.randn(fan_out, fan_in, generator=generator, dtype=dtype) / math.sqrt(fan_in)
-        params += [w.requires_grad_(), torch.zeros(fan_out, dtype=dtype, requires_grad=True)]
+        params += [w.to(device).requires_grad_(), torch.zeros(fan_out, dtype=dtype, device=device, requires_grad=True)]
     return params
 
 

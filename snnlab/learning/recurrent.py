@@ -107,10 +107,18 @@ class SequenceTask:
         """The trials ``index`` (a LongTensor or slice) as a new task."""
         return SequenceTask(self.x[:, index], self.y[index], self.mask, self.n_classes, self.description)
 
+    def to(self, device: str | torch.device) -> "SequenceTask":
+        """The same task with ``x``, ``y`` and ``mask`` on ``device`` (itself when they are there already)."""
+        device = torch.device(device)
+        if self.x.device == device and self.y.device == device and self.mask.device == device:
+            return self
+        return SequenceTask(self.x.to(device), self.y.to(device), self.mask.to(device), self.n_classes,
+                            self.description)
+
 
 def digits_sequence_task(split, *, steps_per_row: int = 2, encoding: str = "current", gain: float = 1.0,
-                         readout_steps: int | None = None, generator: torch.Generator | None = None
-                         ) -> SequenceTask:
+                         readout_steps: int | None = None, generator: torch.Generator | None = None,
+                         device: str | torch.device = "cpu") -> SequenceTask:
     """The offline digits as a sequence: row r of the image is the input during steps
     [r*steps_per_row, (r+1)*steps_per_row) (one input channel per column).
 
@@ -121,6 +129,7 @@ def digits_sequence_task(split, *, steps_per_row: int = 2, encoding: str = "curr
             drawn with ``generator``).
         gain: input scale for ``"current"``.
         readout_steps: the loss mask covers the last ``readout_steps`` steps (default: the second half).
+        device: where the task's tensors go (built on the CPU, spikes drawn there, then moved).
     """
     check_int("steps_per_row", steps_per_row, minimum=1)
     check_choice("encoding", encoding, ENCODINGS)
@@ -141,12 +150,13 @@ def digits_sequence_task(split, *, steps_per_row: int = 2, encoding: str = "curr
     mask[t - readout_steps:] = 1.0
     return SequenceTask(x.contiguous(), split.y.clone(), mask, 10,
                         f"digits {height}x{width} as {t} steps ({steps_per_row}/row, {encoding}), "
-                        f"loss on the last {readout_steps} steps")
+                        f"loss on the last {readout_steps} steps").to(device)
 
 
 def delayed_recall_task(n_trials: int, *, n_classes: int = 2, cue_steps: int = 5, delay_steps: int = 20,
                         recall_steps: int = 5, channels_per_class: int = 4, rate: float = 0.5,
-                        noise_rate: float = 0.02, generator: torch.Generator | None = None) -> SequenceTask:
+                        noise_rate: float = 0.02, generator: torch.Generator | None = None,
+                        device: str | torch.device = "cpu") -> SequenceTask:
     """Delayed recall: a cue names one of ``n_classes``; after a silent delay, report it.
 
     Inputs (0/1 spikes): ``channels_per_class`` channels per class fire with probability ``rate`` per
@@ -154,6 +164,7 @@ def delayed_recall_task(n_trials: int, *, n_classes: int = 2, cue_steps: int = 5
     every channel fires with probability ``noise_rate`` otherwise. The loss mask covers the recall
     steps only, so the network must hold the cue across ``delay_steps`` steps; truncated BPTT with a
     window shorter than the delay cannot assign credit to the cue. T = cue + delay + recall.
+    Drawn on the CPU (``generator``), then moved to ``device``: every device gets the same trials.
     """
     check_int("n_trials", n_trials, minimum=1)
     check_int("n_classes", n_classes, minimum=2)
@@ -177,7 +188,7 @@ def delayed_recall_task(n_trials: int, *, n_classes: int = 2, cue_steps: int = 5
     mask[t_total - recall_steps:] = 1.0
     return SequenceTask(x, labels, mask, n_classes,
                         f"delayed recall: {n_classes} classes, cue {cue_steps} + delay {delay_steps} + "
-                        f"recall {recall_steps} steps")
+                        f"recall {recall_steps} steps").to(device)
 
 
 # --------------------------------------------------------------------------- training helpers
@@ -191,8 +202,10 @@ def minibatches(n: int, batch_size: int, *, generator: torch.Generator | None = 
 
 @torch.no_grad()
 def evaluate(net: RecurrentSNN, task: SequenceTask, *, batch_size: int = 512) -> dict:
-    """Accuracy, loss and mean firing rate (spikes per neuron per step) of ``net`` on ``task``."""
+    """Accuracy, loss and mean firing rate (spikes per neuron per step) of ``net`` on ``task``
+    (computed on the network's device)."""
     dtype = net.w_in.dtype
+    task = task.to(net.w_in.device)
     correct, loss_sum, spikes = 0, 0.0, 0.0
     for index in minibatches(len(task), batch_size, shuffle=False):
         x = task.x[:, index].to(dtype)

@@ -177,7 +177,8 @@ def simulate_rewiring(*, n_in: int = 100, n_signal: int = 10, n_out: int = 10, f
                       duration_ms: float = 15000.0, rewire_every_ms: float = 250.0, rate_hz: float = 10.0,
                       correlation: float = 0.9, params: RewiringParams = RewiringParams(fraction=0.25, w_init=0.15),
                       stdp=None, lif: LIFParams = LIFParams(), w_init_max: float = 0.3, rewire: bool = True,
-                      dt: float = 1.0, seed: int = 0, progress: bool = True) -> dict:
+                      dt: float = 1.0, seed: int = 0, progress: bool = True,
+                      device: str | torch.device = "cpu") -> dict:
     """A sparse projection shaped by STDP and rewired by :func:`prune_and_regrow`.
 
     Inputs: the first ``n_signal`` fire together (each joins the events of one shared Poisson
@@ -191,7 +192,9 @@ def simulate_rewiring(*, n_in: int = 100, n_signal: int = 10, n_out: int = 10, f
 
     Returns ``{"t_ms", "signal_fraction" [n_events + 1] (fraction of all synapses that come from the
     signal group), "n_synapses" [n_events + 1, n_out], "mask0", "mask", "w", "is_signal"}``, recorded
-    every ``rewire_every_ms`` (also with ``rewire=False``).
+    every ``rewire_every_ms`` (also with ``rewire=False``), on the CPU. The projection, neurons and
+    STDP traces live on ``device``; the wiring, weights, input spikes and regrowth sites are drawn on the
+    CPU from ``seed`` and moved, so every device sees the same random numbers.
     """
     from ..plasticity.florian import FlorianParams, init_state, stdp_step
 
@@ -207,27 +210,29 @@ def simulate_rewiring(*, n_in: int = 100, n_signal: int = 10, n_out: int = 10, f
     rewire_gen = derived_generator(seed, "rewire")
     mask = random_mask(n_out, n_in, fan_in, generator=gen)
     mask0 = mask.clone()
-    w = w_init_max * torch.rand(n_out, n_in, generator=gen) * mask
+    w = (w_init_max * torch.rand(n_out, n_in, generator=gen) * mask).to(device)
+    mask = mask.to(device)
     is_signal = torch.arange(n_in) < n_signal
     p_event = rate_hz * dt / 1000.0
     # independent rate of a signal input so that its mean rate stays rate_hz
     own = torch.where(is_signal, torch.tensor(rate_hz * (1 - correlation)), torch.tensor(rate_hz))
-    state = init_state(1, n_in, n_out, rule="stdp")
-    v = torch.zeros(1, n_out)
+    state = init_state(1, n_in, n_out, rule="stdp", device=device)
+    v = torch.zeros(1, n_out, device=device)
     alpha = lif.decay(dt)
     n_steps = int(round(duration_ms / dt))
     every = max(1, int(round(rewire_every_ms / dt)))
     t_rec = [0.0]
-    frac = [float((mask & is_signal).sum() / mask.sum())]
+    signal = is_signal.to(device)
+    frac = [float((mask & signal).sum() / mask.sum())]
     counts = [mask.sum(dim=1)]
-    block, last_pre = None, torch.zeros(1, n_in)
+    block, last_pre = None, torch.zeros(1, n_in, device=device)
     for k in tqdm(range(n_steps), disable=not progress, desc="rewiring", leave=False):
         if k % every == 0:  # draw the inputs of one rewiring interval at once (fewer small tensor ops)
             n_block = min(every, n_steps - k)
             events = (torch.rand(n_block, 1, 1, generator=gen) < p_event).float()
             joins = ((torch.rand(n_block, 1, n_in, generator=gen) < correlation) & is_signal).float()
             block = torch.maximum(events * joins,
-                                  poisson_spikes(own.expand(n_block, 1, n_in), dt_ms=dt, generator=gen))
+                                  poisson_spikes(own.expand(n_block, 1, n_in), dt_ms=dt, generator=gen)).to(device)
         pre = block[k % every]
         # one step of synaptic delay: input spikes of step k-1 drive the neurons at step k, so a causal
         # pair is pre-before-post for STDP (at zero lag a same-step pair potentiates and depresses at once)
@@ -239,10 +244,10 @@ def simulate_rewiring(*, n_in: int = 100, n_signal: int = 10, n_out: int = 10, f
             if rewire:
                 w, mask, _, _ = prune_and_regrow(w, mask, params=params, generator=rewire_gen)
             t_rec.append((k + 1) * dt)
-            frac.append(float((mask & is_signal).sum() / mask.sum()))
+            frac.append(float((mask & signal).sum() / mask.sum()))
             counts.append(mask.sum(dim=1))
-    return {"t_ms": torch.tensor(t_rec), "signal_fraction": torch.tensor(frac), "n_synapses": torch.stack(counts),
-            "mask0": mask0, "mask": mask, "w": w, "is_signal": is_signal}
+    return {"t_ms": torch.tensor(t_rec), "signal_fraction": torch.tensor(frac), "n_synapses": torch.stack(counts).cpu(),
+            "mask0": mask0, "mask": mask.cpu(), "w": w.cpu(), "is_signal": is_signal}
 
 
 def plot_rewiring(results: dict):

@@ -88,9 +88,13 @@ def flatten_images(x: torch.Tensor) -> torch.Tensor:
 
 
 class SpikingMLP(torch.nn.Module):
-    """The small spiking classifier (see :func:`spiking_mlp_forward`); input images or ``[B, n_in]``."""
+    """The small spiking classifier (see :func:`spiking_mlp_forward`); input images or ``[B, n_in]``.
 
-    def __init__(self, config: SpikingMLPConfig = SpikingMLPConfig(), *, seed: int = 0):
+    The weights are drawn on the CPU from ``seed`` and then moved to ``device``, so every device
+    starts from the same network."""
+
+    def __init__(self, config: SpikingMLPConfig = SpikingMLPConfig(), *, seed: int = 0,
+                 device: str | torch.device = "cpu"):
         super().__init__()
         self.config = config
         gen = torch.Generator().manual_seed(check_int("seed", seed, minimum=0))
@@ -101,6 +105,7 @@ class SpikingMLP(torch.nn.Module):
         self.w2 = torch.nn.Parameter(torch.randn(config.n_out, config.n_hidden, generator=gen)
                                      / math.sqrt(config.n_hidden))
         self.b2 = torch.nn.Parameter(torch.zeros(config.n_out))
+        self.to(device)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = flatten_images(x)

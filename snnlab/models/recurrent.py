@@ -178,11 +178,13 @@ class RecurrentSNN(nn.Module):
     Parameters ``w_in`` [H, I], ``w_rec`` [H, H] (when ``params.recurrent``; its diagonal is masked
     to zero in the forward pass), ``w_out`` [K, H], ``b_out`` [K]. Initialisation is seeded through
     ``generator``: W_in ~ N(0, (in_gain/sqrt(I))^2), W_rec ~ N(0, (rec_gain/sqrt(H))^2),
-    W_out ~ N(0, (1/sqrt(H))^2), b_out = 0.
+    W_out ~ N(0, (1/sqrt(H))^2), b_out = 0, drawn on the CPU (from ``generator``, or torch's global
+    CPU generator) and then moved to ``device``, so every device starts from the same weights.
     """
 
     def __init__(self, params: RSNNParams, *, generator: torch.Generator | None = None,
-                 in_gain: float = 1.0, rec_gain: float = 0.5, dtype: torch.dtype = torch.float32):
+                 in_gain: float = 1.0, rec_gain: float = 0.5, dtype: torch.dtype = torch.float32,
+                 device: str | torch.device = "cpu"):
         super().__init__()
         if not isinstance(params, RSNNParams):
             raise ValueError(f"params must be an RSNNParams, got {type(params).__name__}")
@@ -204,6 +206,7 @@ class RecurrentSNN(nn.Module):
             self.register_buffer("rec_mask", None)
         self.w_out = nn.Parameter(randn(k, h) / math.sqrt(h))
         self.b_out = nn.Parameter(torch.zeros(k, dtype=dtype))
+        self.to(device)
 
     def masked_w_rec(self) -> torch.Tensor | None:
         """W_rec with its diagonal set to zero (no autapses), or None for a feed-forward layer."""

@@ -179,3 +179,20 @@ def test_plot_unrolled_graph_returns_figure():
     matplotlib.use("Agg")
     fig = bptt.plot_unrolled_graph(5, k=2)
     assert fig.axes and "k = 2" in fig.axes[0].get_title()
+
+
+def test_train_on_cpu_device_networks_and_tasks_equals_the_default(assert_same):
+    """bptt.train and eprop.train follow the network's device (tasks are moved there, no device argument)."""
+    from snnlab.learning import eprop
+
+    runs = []
+    for kw in ({}, {"device": "cpu"}):
+        task = R.delayed_recall_task(24, delay_steps=2, generator=torch.Generator().manual_seed(0), **kw)
+        p = RSNNParams(n_in=task.n_in, n_hidden=6, n_out=2, neuron="alif")
+        net = RecurrentSNN(p, generator=torch.Generator().manual_seed(0), in_gain=2.0, **kw)
+        history = bptt.train(net, task, task, method="tbptt", k=3, epochs=1, batch_size=8, progress=False,
+                             generator=torch.Generator().manual_seed(1))
+        history_e = eprop.train(net, task, task, feedback="random", epochs=1, batch_size=8, progress=False,
+                                generator=torch.Generator().manual_seed(2))
+        runs.append((history, history_e, net, R.evaluate(net, task)))
+    assert_same(runs[1], runs[0])

@@ -149,3 +149,11 @@ def test_train_eprop_reduces_loss():
     hist = eprop.train(net, task, task, feedback="random", epochs=6, batch_size=16, lr=0.02,
                        generator=g, progress=False)
     assert hist["val_loss"][-1] < before
+
+
+def test_random_feedback_is_drawn_on_the_cpu_and_placed_with_the_network(assert_same):
+    net = RecurrentSNN(RSNNParams(n_in=3, n_hidden=5, n_out=2), generator=torch.Generator().manual_seed(0),
+                       device="cpu")
+    b = eprop.random_feedback(net, generator=torch.Generator().manual_seed(4))
+    expected = torch.randn(2, 5, generator=torch.Generator().manual_seed(4)) / math.sqrt(5)
+    assert_same(b, expected)

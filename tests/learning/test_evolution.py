@@ -82,3 +82,9 @@ def test_ga_params_validate():
     with pytest.raises(ValueError, match="fitness must be finite"):
         ga_step(torch.zeros(2, 3), torch.tensor([0.0, float("nan")]), params=GAParams(population=2, elites=1,
                 truncation=1), generator=torch.Generator())
+
+
+def test_run_evolution_on_cpu_device_equals_the_default(assert_same):
+    kw = dict(generations=2, params=GAParams(population=6, elites=1, truncation=3), n_eval=40, seed=0,
+              progress=False)
+    assert_same(run_evolution(device="cpu", **kw), run_evolution(**kw))

@@ -111,3 +111,16 @@ def test_ewc_bad_arguments_raise_naming_them():
         fisher_diagonal(torch.nn.Linear(2, 2), torch.zeros(1, 2), mode="empirical")
     with pytest.raises(ValueError, match="classes"):
         restrict_logits(torch.zeros(2, 10), torch.tensor([1, 7]), (0, 1, 2))
+
+
+def test_run_split_digits_on_cpu_device_equals_the_default(assert_same):
+    kw = dict(seed=0, epochs_a=1, epochs_b=1, config=SpikingMLPConfig(n_hidden=8, n_steps=3), fisher_samples=20,
+              progress=False)
+    assert_same(run_split_digits((0.0, 10.0), device="cpu", **kw), run_split_digits((0.0, 10.0), **kw))
+
+
+def test_empirical_fisher_with_classes_keeps_the_labels_on_their_device():
+    model = SpikingMLP(SpikingMLPConfig(n_in=6, n_hidden=4, n_out=10, n_steps=2), seed=0)
+    x, y = torch.rand(5, 6, generator=torch.Generator().manual_seed(0)), torch.tensor([5, 6, 7, 5, 9])
+    fisher = fisher_diagonal(model, x, y, mode="empirical", classes=(5, 6, 7, 8, 9))
+    assert all(f.device == p.device and (f >= 0).all() for f, p in zip(fisher.values(), model.parameters()))

@@ -98,3 +98,13 @@ def test_fedavg_params_validate():
         FedAvgParams(local_epochs=0)
     with pytest.raises(ValueError, match="n_clients"):
         shard_non_iid(torch.arange(5), 10, generator=torch.Generator())
+
+
+def test_run_fedavg_and_centralised_on_cpu_device_equal_the_default(assert_same):
+    from snnlab.learning.federated import run_centralised
+
+    cfg, params = SpikingMLPConfig(n_hidden=6, n_steps=2), FedAvgParams(local_batch_size=128)
+    kw = dict(n_clients=3, rounds=1, params=params, config=cfg, seed=0, progress=False)
+    assert_same(run_fedavg(device="cpu", **kw), run_fedavg(**kw))
+    kw = dict(epochs=1, params=params, config=cfg, seed=0, progress=False)
+    assert_same(run_centralised(device="cpu", **kw), run_centralised(**kw))

@@ -98,3 +98,8 @@ def test_scaling_bad_parameters_raise_naming_the_field():
     with pytest.raises(ValueError, match="post must be"):
         synaptic_scaling_step(torch.zeros(3), scaling_init(1, 3, params=ScalingParams()), torch.ones(3, 2),
                               params=ScalingParams(), dt=1.0)
+
+
+def test_simulate_scaling_on_cpu_device_equals_the_default(assert_same):
+    kw = dict(n_in=20, n_out=4, duration_ms=1200.0, seed=1, progress=False)
+    assert_same(simulate_scaling(device="cpu", **kw), simulate_scaling(**kw))

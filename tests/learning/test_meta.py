@@ -228,3 +228,14 @@ def test_finite_difference_helper_matches_second_order_maml_and_refuses_big_mode
     big = M.init_mlp([64, 64, 5])
     with pytest.raises(ValueError, match="finite differences"):
         M.finite_difference_meta_gradient(M.mlp_forward, big, task, inner_lr=0.1)
+
+
+def test_pools_tasks_and_init_on_cpu_device_equal_the_default(assert_same):
+    pools = M.digits_class_pools(0, rotations=1)
+    on_cpu = M.digits_class_pools(0, rotations=1, device="cpu")
+    assert_same([p.images for p in on_cpu], [p.images for p in pools])
+    task = M.sample_task(on_cpu[1], generator=torch.Generator().manual_seed(3))
+    assert_same(task, M.sample_task(pools[1], generator=torch.Generator().manual_seed(3)))
+    assert task.y_support.device == on_cpu[1].images[0].device
+    assert_same(M.init_mlp([64, 7, 5], generator=torch.Generator().manual_seed(1), input_gain=3.0, device="cpu"),
+                M.init_mlp([64, 7, 5], generator=torch.Generator().manual_seed(1), input_gain=3.0))

@@ -59,3 +59,16 @@ def test_delayed_recall_task_layout():
     assert task.mask.tolist() == [0.0] * 6 + [1.0] * 3
     with pytest.raises(ValueError, match="n_classes"):
         R.delayed_recall_task(4, n_classes=1)
+
+
+def test_tasks_on_cpu_device_equal_the_default_and_move_with_to(assert_same):
+    split = Split(torch.rand(6, 1, 8, 8, generator=torch.Generator().manual_seed(0)), torch.arange(6) % 3)
+    for kw in ({}, {"encoding": "spikes", "generator": torch.Generator().manual_seed(1)}):
+        a = R.digits_sequence_task(split, **kw)
+        kw = {k: (torch.Generator().manual_seed(1) if k == "generator" else v) for k, v in kw.items()}
+        b = R.digits_sequence_task(split, device="cpu", **kw)
+        assert_same((b.x, b.y, b.mask), (a.x, a.y, a.mask))
+    a = R.delayed_recall_task(8, delay_steps=3, generator=torch.Generator().manual_seed(2))
+    b = R.delayed_recall_task(8, delay_steps=3, generator=torch.Generator().manual_seed(2), device="cpu")
+    assert_same((b.x, b.y, b.mask), (a.x, a.y, a.mask))
+    assert a.to("cpu") is a and a.to(torch.device("cpu")) is a  # already there: no copy

@@ -129,3 +129,9 @@ def test_reward_bad_arguments_raise_naming_them():
         DelayedRewardTask(n_patterns=1)
     with pytest.raises(ValueError, match="n_trials"):
         run_delayed_reward_task(n_trials=0, progress=False)
+
+
+def test_delayed_reward_task_on_cpu_device_equals_the_default(assert_same):
+    kw = dict(task=DelayedRewardTask(delay_ms=20.0, iti_ms=30.0), n_trials=3, seed=2, record_trials=(2,),
+              progress=False)
+    assert_same(run_delayed_reward_task(device="cpu", **kw), run_delayed_reward_task(**kw))

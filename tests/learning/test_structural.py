@@ -132,3 +132,8 @@ def test_prune_and_regrow_breaks_ties_by_lowest_index():
                                        generator=torch.Generator().manual_seed(0))
     for i in range(3):
         assert torch.nonzero(pruned[i]).flatten().tolist() == [0, 2]
+
+
+def test_simulate_rewiring_on_cpu_device_equals_the_default(assert_same):
+    kw = dict(n_in=30, n_out=4, fan_in=8, duration_ms=1000.0, seed=1, progress=False)
+    assert_same(simulate_rewiring(device="cpu", **kw), simulate_rewiring(**kw))

@@ -52,3 +52,8 @@ def test_spiking_mlp_is_seeded_and_flattens_images():
 def test_spiking_mlp_config_rejects_bad_values_naming_the_field(field, value):
     with pytest.raises(ValueError, match=field):
         SpikingMLPConfig(**{field: value})
+
+
+def test_spiking_mlp_on_cpu_device_equals_the_default(assert_same):
+    cfg = SpikingMLPConfig(n_hidden=5, n_steps=3)
+    assert_same(SpikingMLP(cfg, seed=4, device="cpu"), SpikingMLP(cfg, seed=4))

@@ -105,3 +105,13 @@ def test_forward_is_seeded_and_checks_input_shape():
     assert torch.equal(a(x).y, b(x).y)
     with pytest.raises(ValueError, match="x must be"):
         a(torch.rand(5, 3))
+
+
+def test_recurrent_snn_on_cpu_device_equals_the_default(assert_same):
+    p = _params(neuron="alif")
+    assert_same(R.RecurrentSNN(p, generator=torch.Generator().manual_seed(0), device="cpu"),
+                R.RecurrentSNN(p, generator=torch.Generator().manual_seed(0)))
+    torch.manual_seed(5)
+    default = R.RecurrentSNN(p, dtype=torch.float64)   # the global CPU generator, as before
+    torch.manual_seed(5)
+    assert_same(R.RecurrentSNN(p, dtype=torch.float64, device=torch.device("cpu")), default)

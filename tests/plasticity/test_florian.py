@@ -423,3 +423,11 @@ def test_reward_task_config_rejects_bad_fields(kwargs, name):
 def test_run_reward_task_rejects_stdp():
     with pytest.raises(ValueError, match="rule"):
         flx.run_reward_task("stdp")
+
+
+# ----------------------------------------------------------------------------- device
+def test_run_seed_example_and_reward_task_on_cpu_device_equal_the_default(assert_same):
+    assert_same(run_seed_example("delayed", "nearest", device="cpu"), run_seed_example("delayed", "nearest"))
+    cfg = flx.RewardTaskConfig(n_trials=2, trial_ms=30, n_test_trials=1)
+    assert_same(flx.run_reward_task("mstdpet", config=cfg, seed=3, device=torch.device("cpu")),
+                flx.run_reward_task("mstdpet", config=cfg, seed=3))
