@@ -57,7 +57,7 @@ JOBS = (
         small={"seed": 0, "epochs": 2, "n_seeds": 1, "max_train_samples": 256, "max_eval_samples": 128},
         quick={"seed": 0, "dataset": "digits", "epochs": 1, "dassdp_warmup": 0, "n_seeds": 1,
                "max_train_samples": 32, "max_eval_samples": 32}),
-    Job("04_bptt_eprop", notebook="04", note="runs on the CPU whatever device is asked (its validation cell)",
+    Job("04_bptt_eprop", notebook="04",
         small={"seed": 0, "n_hidden": 64, "epochs": 5, "n_train": 512, "recall_epochs": 6, "delay_steps": 20},
         quick={"seed": 0, "n_hidden": 8, "epochs": 1, "n_train": 32, "recall_epochs": 1, "delay_steps": 4}),
     Job("train_amp", note="float16 autocast; amp only acts on CUDA, so the CPU run is float32",
