@@ -46,8 +46,8 @@ from .training.trainer import CHECKPOINT_KEYS, build_model, describe_transfer, e
 
 __all__ = ["CHECKPOINT_KEYS", "CONDITIONS", "DATASETS", "FILELESS_DATASETS", "LR_SCHEDULES", "MEAN_STD",
            "ConfigError", "DASSDPConfig", "Source", "TrainConfig", "bootstrap_ci", "build_model", "cosine_lr",
-           "dassdp_params", "describe_transfer", "evaluate", "init_distributed", "load_config", "load_data", "lr_scheduler",
-           "main", "mixup", "paired_study", "parse_args", "random_crop", "random_hflip", "read_yaml_config",
+           "dassdp_params", "describe_transfer", "evaluate", "init_distributed", "load_config", "load_data",
+           "lr_scheduler", "main", "mixup", "paired_study", "parse_args", "random_crop", "random_hflip", "read_yaml_config",
            "replica_max_diff", "run", "scheduled_lr", "shard_batches", "soft_targets", "summarise_study",
            "timm_cosine_lr", "transfer_backbone", "validate_config"]
 

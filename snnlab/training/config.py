@@ -233,7 +233,8 @@ def _check_fields(obj, prefix: str) -> None:
                 check_int(key, value, minimum=meta["minimum"], maximum=meta["maximum"])
             elif base is float:
                 lower = meta["minimum"] if meta["above"] is None else meta["above"]
-                check_float(key, value, minimum=lower, maximum=meta["maximum"], strict_minimum=meta["above"] is not None)
+                check_float(key, value, minimum=lower, maximum=meta["maximum"],
+                            strict_minimum=meta["above"] is not None)
             object.__setattr__(obj, f.name, value)
     except ConfigError:
         raise
@@ -400,7 +401,8 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, dict]:
         prog="snnlab train", description="Train SpikingResformer (optionally with DA-SSDP) from a YAML config.",
         epilog="Every config key is an override (--KEY VALUE or --KEY=VALUE; VALUE read as YAML): --epochs 3 "
                "--amp false --dassdp.enabled true --dassdp.sites classifier,dssa_proj. A key's underscores may be "
-               "hyphens (--data-path, --img-size). --print-config shows the resolved config.", allow_abbrev=False, formatter_class=_HelpFormatter)
+               "hyphens (--data-path, --img-size). --print-config shows the resolved config.",
+        allow_abbrev=False, formatter_class=_HelpFormatter)
     parser.add_argument("-c", "--config", help="YAML recipe (default: the built-in defaults below)")
     parser.add_argument("--output-dir", help="folder for checkpoints, metrics and results")
     parser.add_argument("--resume", help="checkpoint (or run folder) to continue from")

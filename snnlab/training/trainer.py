@@ -178,8 +178,8 @@ def _commit_epoch(out: Path, *, state: dict, best_model: dict | None, history: l
 
 
 # --------------------------------------------------------------------------- the run
-def run(cfg: TrainConfig | Mapping[str, Any], *, output_dir: str | os.PathLike | None = None, resume: str | None = None,
-        transfer: str | None = None, test_only: bool = False, return_model: bool = False,
+def run(cfg: TrainConfig | Mapping[str, Any], *, output_dir: str | os.PathLike | None = None,
+        resume: str | None = None, transfer: str | None = None, test_only: bool = False, return_model: bool = False,
         stop_after_epochs: int | None = None) -> dict:
     """Train (or evaluate) as configured; returns the results dict (also written to results.json).
 
