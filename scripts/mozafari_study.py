@@ -44,6 +44,7 @@ from snnlab.data import load_digits_split, load_mnist5k_split, resize_images
 from snnlab.experiments.mozafari import MozafariTrainer, accuracy
 from snnlab.models.mozafari import MozafariConfig, MozafariNet
 from snnlab.plasticity.mozafari import RSTDPParams, STDPBounds
+from snnlab.stats import mean_sd
 from snnlab.utils import atomic_write_text
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -213,10 +214,9 @@ def summarise(runs: list[dict], variants=None) -> dict:
         rows = [r for r in runs if r["variant"] == variant]
         if not rows:
             continue
-        val = [100 * r["val_acc"] for r in rows]
-        test = [100 * r["test_acc"] for r in rows]
-        out[variant] = {"n": len(rows), "val_mean": statistics.fmean(val), "test_mean": statistics.fmean(test),
-                        "test_sd": statistics.stdev(test) if len(test) > 1 else 0.0,
+        test_mean, test_sd = mean_sd(100 * r["test_acc"] for r in rows)
+        out[variant] = {"n": len(rows), "val_mean": statistics.fmean(100 * r["val_acc"] for r in rows),
+                        "test_mean": test_mean, "test_sd": test_sd,
                         "train_mean": statistics.fmean(100 * r["final_train_acc"] for r in rows),
                         "seconds_mean": statistics.fmean(r["seconds"] for r in rows),
                         "tests": {r["seed"]: round(100 * r["test_acc"], 1) for r in rows}}
@@ -267,9 +267,9 @@ def curve_summary(runs: list[dict]) -> dict:
         if r["variant"] == NOTEBOOK_DEFAULT:
             rows_of.setdefault(r["curve"] or r["n_train"], []).append(r)
     for n, rows in sorted(rows_of.items()):
-        test = [100 * r["test_acc"] for r in rows]
+        test_mean, test_sd = mean_sd(100 * r["test_acc"] for r in rows)
         out[str(n)] = {"n": len(rows), "val_mean": statistics.fmean(100 * r["val_acc"] for r in rows),
-                       "test_mean": statistics.fmean(test), "test_sd": statistics.stdev(test) if len(test) > 1 else 0.0,
+                       "test_mean": test_mean, "test_sd": test_sd,
                        "tests": {r["seed"]: round(100 * r["test_acc"], 1) for r in rows}}
     return out
 
