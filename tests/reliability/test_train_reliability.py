@@ -325,4 +325,4 @@ def test_notebook_02_names_its_checkpoint_parameter_and_the_damaged_file(tmp_pat
     err = capsys.readouterr().err
     assert code == 1
     assert "CheckpointError: checkpoint parameter" in err and str(cut) in err and "damaged" in err
-    assert 'utils.check_int("seed"' in err                # the validation cell, before any work
+    assert "notebook_params.Notebook02Params" in err        # the validation cell, before any work
