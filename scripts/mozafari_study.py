@@ -236,7 +236,8 @@ def markdown(study: dict) -> str:
                  "the best validation accuracy (1,000 images) and reports the held-out test accuracy at that "
                  "epoch (1,000 images; one image = 0.1 points). Runs with the same STDP epochs share the STDP "
                  "training; shorter R-STDP budgets are read from the longer run (the same computation).")
-    lines = [title, "", f"Command: `{meta['command']}`", "", sizes, "",
+    lines = [title, "", *([meta["note"], ""] if meta.get("note") else []), f"Command: `{meta['command']}`", "",
+             sizes, "",
              "| variant | what changes | seeds | validation (%) | test mean (%) | sd | test per seed | "
              "last-epoch train (%) | s/run |", "|---|---|---|---|---|---|---|---|---|"]
     for variant, row in study["summary"].items():
@@ -251,7 +252,9 @@ def markdown(study: dict) -> str:
             lines.append(f"| {n} | {row['n']} | {row['val_mean']:.1f} | {row['test_mean']:.1f} | {row['test_sd']:.1f} |")
     if meta.get("sources"):
         lines += ["", "Measured by (in parallel, on 2 cores, then merged with the command above):", ""]
-        lines += [f"- `{src['command']}`: {src['wall_seconds']:.0f} s" for src in meta["sources"]]
+        lines += [f"- `{src['command']}`: {src['wall_seconds']:.0f} s"
+                  + (f" (replaces {src['replaces']} earlier run(s) of the same variant, seed and size)"
+                     if src.get("replaces") else "") for src in meta["sources"]]
         lines.append("")
     else:
         lines += ["", f"Wall time {meta['wall_seconds']:.0f} s with {meta['jobs']} processes of one thread each.", ""]
@@ -287,7 +290,10 @@ def main(argv=None) -> int:
                    "settings already in --out)")
     p.add_argument("--combine", nargs="+", default=None, metavar="JSON",
                    help="mnist5k: train nothing; merge the runs of these study files (e.g. the settings and a "
-                        "curve measured in parallel) into --out")
+                        "curve measured in parallel) into --out; a later file's run replaces an earlier one of the "
+                        "same variant, seed and curve size (a re-measurement)")
+    p.add_argument("--note", default=None, help="a sentence written under the title of the markdown (why a "
+                   "combination replaced runs, say)")
     p.add_argument("--jobs", type=int, default=2, help="runs in parallel (one torch thread each)")
     p.add_argument("--quick", action="store_true", help="40 training images, epochs 1 + 1 + 2 (smoke test)")
     p.add_argument("--out", default=None, help="JSON file (default: results/mozafari_study_<dataset>.json)")
@@ -312,18 +318,26 @@ def main(argv=None) -> int:
 
     sources = []
     if a.combine:
+        merged: dict = {}
         for name in a.combine:
             part = json.loads(Path(name).read_text())
-            sources.append({"file": name, "command": part["meta"]["command"],
-                            "wall_seconds": part["meta"]["wall_seconds"]})
-            runs.extend(part["runs"])
+            key = lambda r: (r["variant"], r["seed"], r.get("curve"))  # noqa: E731
+            replaced = sum(key(r) in merged for r in part["runs"])
+            merged.update({key(r): r for r in part["runs"]})
+            # a combined file lists what measured it: keep those commands, not the merge that joined them
+            for src in part["meta"].get("sources") or [{"file": name, "command": part["meta"]["command"],
+                                                        "wall_seconds": part["meta"]["wall_seconds"]}]:
+                sources.append(dict(src))
+            if replaced:
+                sources[-1]["replaces"] = replaced
+        runs = list(merged.values())
 
     def save():
         meta = {"command": " ".join(["python", "scripts/mozafari_study.py", *map(shlex.quote, sys.argv[1:] if argv is None else argv)]),
                 "dataset": a.dataset, "notebook_default": DATASET_DEFAULT[a.dataset], "jobs": a.jobs, "quick": a.quick,
                 "wall_seconds": (sum(src["wall_seconds"] for src in sources) if sources
                                  else time.perf_counter() - start),
-                "torch": torch.__version__}
+                "torch": torch.__version__, "note": a.note}
         settings = [r for r in runs if not r.get("curve")]
         study.update(meta=meta, runs=sorted(runs, key=lambda r: (list(table).index(r["variant"]), r.get("curve") or 0,
                                                               r["seed"])),

@@ -14,6 +14,7 @@ from snnlab.data import load_mnist5k_split
 from snnlab.experiments.mozafari import MozafariTrainer, plot_learning_curve
 from snnlab.models.mozafari import MozafariConfig, MozafariNet
 from snnlab.plasticity.mozafari import RSTDPParams
+from snnlab.utils import limit_threads
 
 ROOT = Path(__file__).resolve().parents[2]
 _spec = importlib.util.spec_from_file_location("mozafari_study", ROOT / "scripts" / "mozafari_study.py")
@@ -23,10 +24,8 @@ _spec.loader.exec_module(study)
 
 @pytest.fixture(autouse=True)
 def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+    with limit_threads(1):
+        yield
 
 
 @pytest.mark.slow
@@ -121,3 +120,28 @@ def test_study_script_quick_mnist5k_run_writes_settings_and_curve(tmp_path):
     assert list(result["summary"]) == [study.NOTEBOOK_DEFAULT]
     assert set(result["curve"]) == {"40", "100"}        # quick mode: the full set is cut to 40 images
     assert "## Learning curve" in out.with_suffix(".md").read_text()
+
+
+def test_combine_lets_a_later_file_replace_a_run_and_keeps_the_measuring_commands(tmp_path):
+    def run(variant, seed, test):
+        return {"variant": variant, "seed": seed, "curve": None, "n_train": 3000, "val_acc": 0.8, "test_acc": test,
+                "final_train_acc": 0.9, "seconds": 10.0, "epochs": [], "best_epoch": 1}
+
+    default = study.NOTEBOOK_DEFAULT
+    other = next(v for v in study.MNIST_VARIANTS if v != default)
+    old = {"meta": {"command": "merge", "wall_seconds": 30.0,
+                    "sources": [{"file": "a", "command": "measure a", "wall_seconds": 30.0}]},
+           "runs": [run(default, 0, 0.80), run(default, 1, 0.82), run(other, 0, 0.70)]}
+    new = {"meta": {"command": "measure b", "wall_seconds": 5.0}, "runs": [run(default, 0, 0.90)]}
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    (tmp_path / "new.json").write_text(json.dumps(new))
+    out = tmp_path / "merged.json"
+    assert study.main(["--dataset", "mnist5k", "--combine", str(tmp_path / "old.json"), str(tmp_path / "new.json"),
+                       "--out", str(out), "--note", "Seed 0 re-measured."]) == 0
+    merged = json.loads(out.read_text())
+    assert sorted((r["variant"], r["seed"], r["test_acc"]) for r in merged["runs"]) == sorted(
+        [(default, 0, 0.90), (default, 1, 0.82), (other, 0, 0.70)])        # seed 0 replaced, the rest kept
+    assert merged["summary"][default]["test_mean"] == pytest.approx(86.0)  # (90 + 82) / 2
+    md = out.with_suffix(".md").read_text()
+    assert "Seed 0 re-measured." in md and "- `measure a`: 30 s" in md
+    assert "- `measure b`: 5 s (replaces 1 earlier run(s) of the same variant, seed and size)" in md
