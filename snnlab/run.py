@@ -53,7 +53,7 @@ from .execution import (
     FIGURES_ENV, RunError, execute, failed_path, kernel_environment, remove_stale_runs, results_path,
 )
 from .results import read_record
-from .utils import DEVICE_CHOICES, atomic_write_text, figures_dir, pick_device, write_run_card
+from .utils import DEVICE_CHOICES, atomic_write_text, exit_with_parent, figures_dir, pick_device, write_run_card
 
 NOTEBOOK_PATTERN = re.compile(r"^(\d+)_.+\.ipynb$")
 PARAMETER_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -574,7 +574,7 @@ def _run_parallel(runs: list[Run], args) -> list[Outcome]:
     # spinning that many threads on small tensors run several times slower than with their share
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     share = {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS") or str(max(1, cores // args.jobs))}
-    with kernel_environment(share), ProcessPoolExecutor(max_workers=args.jobs) as pool:
+    with kernel_environment(share), ProcessPoolExecutor(max_workers=args.jobs, initializer=exit_with_parent) as pool:
         futures = {pool.submit(execute_run, run, progress=False): i for i, run in enumerate(runs)}
         for done, future in enumerate(as_completed(futures), 1):
             i = futures[future]

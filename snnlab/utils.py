@@ -65,6 +65,26 @@ def derived_generator(seed: int, *keys: int | str) -> torch.Generator:
     return torch.Generator().manual_seed(derive_seed(seed, *keys))
 
 
+def exit_with_parent(poll_seconds: float = 1.0) -> None:
+    """Make this worker process exit when the process that started it dies.
+
+    The ``initializer`` of the kit's process pools: a ``ProcessPoolExecutor`` worker whose parent is killed
+    (a notebook kernel stopped mid-study, a ``snnlab run -j`` ended by a signal) otherwise waits on its task
+    queue forever. A daemon thread notices the worker being handed to another parent and ends it.
+    """
+    import threading
+    import time
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll_seconds)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
 class limit_threads:
     """Run a block with ``n`` torch intra-op threads, then restore the caller's number.
 

@@ -160,3 +160,40 @@ def test_check_device_normalises_the_spelling_without_asking_the_machine(value, 
 def test_check_device_names_the_parameter_and_the_choices(bad):
     with pytest.raises(ValueError, match=r"^where must be one of \('auto', 'cpu', 'cuda'\) \(or 'cuda:N'\)"):
         utils.check_device("where", bad)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie still answers kill(0); its state says it has exited
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_pool_workers_exit_when_their_parent_is_killed(tmp_path):
+    import subprocess
+    import sys
+    import textwrap
+    import time
+
+    # a parent that starts a pool the way the kit does, reports its worker and dies without cleaning up
+    script = textwrap.dedent("""
+        import concurrent.futures as cf, multiprocessing, os, signal, sys
+        from snnlab.utils import exit_with_parent
+        if __name__ == "__main__":
+            pool = cf.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
+                                          initializer=exit_with_parent, initargs=(0.1,))
+            print(pool.submit(os.getpid).result(), flush=True)
+            os.kill(os.getpid(), signal.SIGKILL)
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    worker = int(proc.stdout.split()[0])
+    deadline = time.monotonic() + 10
+    while _pid_alive(worker) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _pid_alive(worker), "the pool worker outlived its killed parent"

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from ..stats import summarise_paired
-from ..utils import check_int
+from ..utils import check_int, exit_with_parent
 from .config import load_config
 from .trainer import run
 
@@ -81,7 +81,8 @@ def paired_study(base_overrides: dict[str, Any], *, seeds, conditions=tuple(COND
         import concurrent.futures as cf
         import multiprocessing
 
-        with cf.ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        with cf.ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
+                                    initializer=exit_with_parent) as pool:
             for fut in cf.as_completed([pool.submit(_study_run, cond, cfg) for cond, cfg in cfgs]):
                 record(fut.result())
                 bar.update(1)
