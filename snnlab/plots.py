@@ -13,6 +13,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 from .utils import atomic_write_bytes, figures_dir
 
@@ -48,6 +49,7 @@ def raster(spikes, *, dt: float = 1.0, t0: float = 0.0, ax=None, color="k", mark
             markersize=markersize, label=label)
     ax.set_xlim(t0 - dt, t0 + s.shape[0] * dt)
     ax.set_ylim(-0.5, s.shape[1] - 0.5)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # neuron indices, never 2.5
     ax.set_xlabel("time (ms)")
     ax.set_ylabel("neuron")
     return ax
@@ -73,9 +75,13 @@ def traces(t, series: Mapping[str, Sequence[float]], *, ax=None, ylabel="", thre
 
 
 def weight_images(weights, *, ncols: int = 10, cmap="viridis", title=None, vmin=None, vmax=None,
-                  panel_size: float = 1.0):
+                  panel_size: float = 1.0, colorbar: str | None = "weight"):
     """Show ``[n, H, W]`` or ``[n, C, H, W]`` weights as a grid of images (channel mean for C > 1
-    unless C == 3, which is shown as RGB after min-max scaling). Returns the ``Figure``."""
+    unless C == 3, which is shown as RGB after min-max scaling). Returns the ``Figure``.
+
+    Grey-level grids share one colour scale (``vmin``/``vmax``, else the weights' range) and get one
+    colour bar labelled ``colorbar``; ``colorbar=None`` leaves it out (only for RGB images).
+    """
     w = _to_numpy(weights).astype(float)
     if w.ndim == 2:
         w = w[None]
@@ -86,14 +92,20 @@ def weight_images(weights, *, ncols: int = 10, cmap="viridis", title=None, vmin=
     n = w.shape[0]
     ncols = max(1, min(ncols, n))
     nrows = int(np.ceil(n / ncols))
+    if w.ndim == 3:  # one scale for the grid, so one colour bar reads every panel
+        vmin = float(w.min()) if vmin is None else vmin
+        vmax = float(w.max()) if vmax is None else vmax
     fig, axes = plt.subplots(nrows, ncols, figsize=(panel_size * ncols, panel_size * nrows), squeeze=False)
+    shown = None
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
         if i < n:
             img = w[i]
             if img.ndim == 3:
                 img = (img - img.min()) / (np.ptp(img) or 1.0)
-            ax.imshow(img, cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
+            shown = ax.imshow(img, cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
+    if colorbar and w.ndim == 3 and shown is not None:
+        fig.colorbar(shown, ax=axes.ravel().tolist(), shrink=0.8, label=colorbar)
     if title:
         fig.suptitle(title)
     return fig
@@ -117,6 +129,61 @@ def learning_curves(curves: Mapping[str, Sequence[float]], *, x=None, ax=None, x
     return ax
 
 
+STRICT_ENV = "SNNLAB_STRICT_FIGURES"
+
+
+def _visible_ticklabels(labels) -> bool:
+    return any(t.get_visible() and t.get_text() for t in labels)
+
+
+def figure_problems(fig) -> list[str]:
+    """What makes ``fig`` hard to read, as short sentences (an empty list when nothing is found).
+
+    Checked: every axes that shows data and tick labels names that axis; legends are at least 8 pt
+    and hold every labelled artist (a label added after ``legend()`` is silently missing);
+    grey-level images come with a colour bar. Units cannot be checked by a machine: write them in
+    the label, ``"time (ms)"``.
+    """
+    problems = []
+    has_colorbar = any(hasattr(ax, "_colorbar") for ax in fig.axes)
+    legends = list(getattr(fig, "legends", []))
+    for k, ax in enumerate(fig.axes):
+        if hasattr(ax, "_colorbar") or not ax.get_visible():
+            continue
+        name = repr(ax.get_title()) if ax.get_title() else f"axes {k}"
+        images = [im for im in ax.get_images() if np.ndim(im.get_array()) == 2]
+        if images and not has_colorbar:
+            problems.append(f"{name}: an image without a colour bar")
+        if not ax.axison:
+            continue
+        shows_data = bool(ax.lines or ax.collections or ax.patches or ax.images)
+        if shows_data and not ax.get_xlabel() and _visible_ticklabels(ax.get_xticklabels()):
+            problems.append(f"{name}: the x axis has no label")
+        if shows_data and not ax.get_ylabel() and _visible_ticklabels(ax.get_yticklabels()):
+            problems.append(f"{name}: the y axis has no label")
+        legend = ax.get_legend()
+        if legend is not None:
+            legends.append(legend)
+            labelled = ax.get_legend_handles_labels()[1]
+            if len(labelled) > len(legend.get_texts()):
+                missing = sorted(set(labelled) - {t.get_text() for t in legend.get_texts()})
+                problems.append(f"{name}: labels {missing} were added after the legend was drawn")
+    for legend in legends:
+        small = [t.get_text() for t in legend.get_texts() if t.get_fontsize() < 8]
+        if small:
+            problems.append(f"legend entries {small[:3]} are smaller than 8 pt")
+    return problems
+
+
+def check_figure(fig, name: str) -> None:
+    """Raise when ``SNNLAB_STRICT_FIGURES`` is set (the test suite sets it) and ``fig`` has problems."""
+    if os.environ.get(STRICT_ENV, "").strip() in ("", "0"):
+        return
+    problems = figure_problems(fig)
+    if problems:
+        raise ValueError(f"figure {name!r} is hard to read: " + "; ".join(problems))
+
+
 def save_figure(fig, name: str, *, formats: Sequence[str] = ("png",), dpi: int = 120,
                 folder: str | os.PathLike | None = None) -> list[Path]:
     """Write ``fig`` as ``<folder>/<name>.<fmt>`` for each format, atomically; return the paths.
@@ -127,6 +194,7 @@ def save_figure(fig, name: str, *, formats: Sequence[str] = ("png",), dpi: int =
     if not name or any(c in name for c in "/\\"):
         raise ValueError(f"name must be a plain file stem without folders, got {name!r}")
     folder = Path(folder) if folder is not None else figures_dir()
+    check_figure(fig, name)
     paths = []
     for fmt in formats:
         if fmt not in FIGURE_FORMATS:

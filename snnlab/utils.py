@@ -115,6 +115,24 @@ class limit_threads:
         return False
 
 
+
+def headless() -> bool:
+    """True when ``SNNLAB_HEADLESS`` is set (``snnlab run``, the handouts and the tests set it)."""
+    return os.environ.get("SNNLAB_HEADLESS", "").strip() not in ("", "0", "false", "False")
+
+
+def progress(iterable=None, *, disable: bool = False, **kwargs):
+    """A tqdm progress bar, off in headless runs.
+
+    A headless kernel still renders ``tqdm.auto``'s widget, and the saved notebook keeps only its
+    text fallback frozen at the start (``0%| | 0/10072``): batch runs show papermill's per-cell bar
+    in the terminal instead.
+    """
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, disable=disable or headless(), **kwargs)
+
+
 def pick_device(device: str | torch.device = "auto") -> torch.device:
     """Turn ``"auto" | "cpu" | "cuda" | "cuda:N"`` into a ``torch.device``.
 

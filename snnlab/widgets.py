@@ -17,11 +17,12 @@ Used by every notebook's *Interactive Demo* section.
 from __future__ import annotations
 
 import io
-import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import matplotlib
+
+from .utils import headless
 
 PlotFn = Callable[..., "matplotlib.figure.Figure"]
 
@@ -32,7 +33,7 @@ def has_frontend() -> bool:
     ``SNNLAB_HEADLESS=1`` (set by ``snnlab run`` and the test suite) forces headless. Outside an
     IPython kernel (plain Python, scripts) there is never a front end.
     """
-    if os.environ.get("SNNLAB_HEADLESS", "").strip() not in ("", "0", "false", "False"):
+    if headless():
         return False
     try:
         from IPython import get_ipython
@@ -42,8 +43,20 @@ def has_frontend() -> bool:
     return shell is not None and getattr(shell, "kernel", None) is not None
 
 
+#: name suffix -> unit shown in the control's label (``tau_ms`` is labelled ``tau (ms)``)
+UNIT_SUFFIXES = {"_ms": "ms", "_s": "s", "_hz": "Hz", "_mv": "mV", "_pct": "%", "_deg": "deg"}
+
+
+def control_label(name: str) -> str:
+    """The label a control shows: the parameter name, with its unit suffix spelled as a unit."""
+    for suffix, unit in UNIT_SUFFIXES.items():
+        if name.lower().endswith(suffix) and len(name) > len(suffix):
+            return f"{name[:-len(suffix)]} ({unit})"
+    return name
+
+
 def make_control(name: str, spec: Any):
-    """Build an ipywidgets control from a compact spec.
+    """Build an ipywidgets control from a compact spec, labelled by :func:`control_label`.
 
     * ``(min, max, step, value)`` numbers -> ``IntSlider`` when all are ints, else ``FloatSlider``;
     * a ``list`` of options -> ``Dropdown`` whose value is the first option;
@@ -56,29 +69,30 @@ def make_control(name: str, spec: Any):
 
     if isinstance(spec, w.Widget):
         return spec
+    label = control_label(name)
     if isinstance(spec, bool):
-        return w.Checkbox(value=spec, description=name)
+        return w.Checkbox(value=spec, description=label)
     if isinstance(spec, list):
         if not spec:
             raise ValueError(f"control {name!r}: an options list must not be empty")
-        return w.Dropdown(options=spec, value=spec[0], description=name)
+        return w.Dropdown(options=spec, value=spec[0], description=label)
     if isinstance(spec, tuple) and len(spec) == 2 and isinstance(spec[0], (list, tuple)):
         options, value = list(spec[0]), spec[1]
         if value not in options:
             raise ValueError(f"control {name!r}: default {value!r} is not one of {options}")
         if all(isinstance(o, (int, float)) and not isinstance(o, bool) for o in options):
-            return w.SelectionSlider(options=options, value=value, description=name, continuous_update=False,
+            return w.SelectionSlider(options=options, value=value, description=label, continuous_update=False,
                                      style={"description_width": "initial"})
-        return w.Dropdown(options=options, value=value, description=name)
+        return w.Dropdown(options=options, value=value, description=label)
     if isinstance(spec, tuple) and len(spec) == 4 and all(isinstance(v, (int, float)) for v in spec):
         lo, hi, step, value = spec
         if not lo <= value <= hi:
             raise ValueError(f"control {name!r}: default {value} outside [{lo}, {hi}]")
         style = {"description_width": "initial"}
         if all(isinstance(v, int) and not isinstance(v, bool) for v in spec):
-            return w.IntSlider(min=lo, max=hi, step=step, value=value, description=name,
+            return w.IntSlider(min=lo, max=hi, step=step, value=value, description=label,
                                continuous_update=False, style=style)
-        return w.FloatSlider(min=lo, max=hi, step=step, value=value, description=name,
+        return w.FloatSlider(min=lo, max=hi, step=step, value=value, description=label,
                              continuous_update=False, style=style, readout_format=".3g")
     raise ValueError(
         f"control {name!r}: expected (min, max, step, value), a list of options, (options, default), "
@@ -128,6 +142,9 @@ class Panel:
         fig = self.plot(**values)
         if fig is None or not hasattr(fig, "savefig"):
             raise TypeError("the panel's plot function must return a matplotlib Figure")
+        from .plots import check_figure
+
+        check_figure(fig, f"panel {getattr(self.plot, '__name__', 'plot')}")
         self.renders += 1
         return figure_png(fig, dpi=self.dpi)
 

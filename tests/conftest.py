@@ -14,6 +14,8 @@ import pytest
 
 def pytest_configure(config):
     os.environ["SNNLAB_HEADLESS"] = "1"
+    # Every figure a notebook saves or a panel draws is checked for readability (plots.figure_problems).
+    os.environ["SNNLAB_STRICT_FIGURES"] = "1"
     os.environ.setdefault("MPLBACKEND", "Agg")
     # Tests must not overwrite the figures the main job writes into the checkout.
     figures = tempfile.mkdtemp(prefix="snnlab-figures-")

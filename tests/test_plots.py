@@ -19,8 +19,12 @@ def test_raster_places_spikes_at_their_times():
 def test_weight_images_grid_and_channels():
     fig = plots.weight_images(np.random.rand(7, 2, 5, 5), ncols=4)
     shown = [ax for ax in fig.axes if ax.images]
-    assert len(fig.axes) == 8 and len(shown) == 7
+    grid = [ax for ax in fig.axes if not hasattr(ax, "_colorbar")]
+    assert len(grid) == 8 and len(shown) == 7
     assert shown[0].images[0].get_array().shape == (5, 5)  # channel mean
+    colorbars = [ax for ax in fig.axes if hasattr(ax, "_colorbar")]
+    assert len(colorbars) == 1 and colorbars[0].get_ylabel() == "weight"
+    assert plots.figure_problems(fig) == []
     plt.close(fig)
 
 
@@ -30,9 +34,40 @@ def test_learning_curves_and_bands():
     assert len(ax.collections) == 1
 
 
+def test_figure_problems_name_what_a_reader_would_miss(monkeypatch, tmp_path):
+    fig, (a, b) = plt.subplots(1, 2)
+    a.plot([0, 1], label="first")
+    a.legend(fontsize=6)
+    a.plot([1, 0], label="added late")
+    b.imshow(np.eye(3))
+    b.set_title("image")
+    problems = plots.figure_problems(fig)
+    assert "axes 0: the x axis has no label" in problems and "axes 0: the y axis has no label" in problems
+    assert any("['added late'] were added after the legend" in p for p in problems)
+    assert any("smaller than 8 pt" in p for p in problems)
+    assert "'image': an image without a colour bar" in problems
+    monkeypatch.setenv("SNNLAB_STRICT_FIGURES", "1")
+    with pytest.raises(ValueError, match="hard to read"):
+        plots.save_figure(fig, "00_bad", folder=tmp_path)
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.setenv("SNNLAB_STRICT_FIGURES", "0")
+    assert len(plots.save_figure(fig, "00_bad", folder=tmp_path)) == 1
+    a.set(xlabel="t (ms)", ylabel="w"); a.legend(fontsize=8); fig.colorbar(b.images[0], ax=b)
+    b.set(xlabel="pre", ylabel="post")
+    assert plots.figure_problems(fig) == []
+    plt.close(fig)
+
+
+def test_raster_uses_integer_neuron_ticks():
+    ax = plots.raster(torch.eye(3))
+    assert all(float(t).is_integer() for t in ax.get_yticks())
+    plt.close(ax.figure)
+
+
 def test_save_figure_writes_each_format(tmp_path):
     fig, ax = plt.subplots()
     ax.plot([0, 1])
+    ax.set(xlabel="x (a.u.)", ylabel="y (a.u.)")
     paths = plots.save_figure(fig, "00_test", formats=("png", "svg"), folder=tmp_path)
     assert [p.name for p in paths] == ["00_test.png", "00_test.svg"]
     assert paths[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -12,6 +12,7 @@ def line_plot(slope, style="-"):
     fig, ax = plt.subplots(figsize=(2, 2))
     ax.plot([0, 1], [0, slope], style)
     ax.set_ylim(-3, 3)
+    ax.set(xlabel="x (a.u.)", ylabel="y (a.u.)")
     return fig
 
 

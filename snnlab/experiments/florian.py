@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
+from ..utils import progress as progress_bar
 
 from ..plasticity.florian import ORDERINGS, RULES, FlorianLearner, FlorianParams, simulate
 from ..plasticity.traces import TRACE_MODES
@@ -303,7 +303,7 @@ def run_reward_task(
             before = torch.stack([_reward_trial(net, learners, gen, config, learn=False)
                                   for _ in range(config.n_test_trials)]).mean(0) / seconds
             counts = []
-            for _ in tqdm(range(config.n_trials), disable=not progress, desc=f"reward task {rule}"):
+            for _ in progress_bar(range(config.n_trials), disable=not progress, desc=f"reward task {rule}"):
                 counts.append(_reward_trial(net, learners, gen, config, learn=True))
             after = torch.stack([_reward_trial(net, learners, gen, config, learn=False)
                                  for _ in range(config.n_test_trials)]).mean(0) / seconds

@@ -180,11 +180,11 @@ class MozafariTrainer:
 
     # ----------------------------------------------------------------- training
     def _bar(self, total, desc):
-        from tqdm.auto import tqdm
+        from ..utils import progress as progress_bar
 
         # a slow refresh: every bar update is a message to the notebook front end, and a flood of
         # them can outlast a test runner's output timeout
-        return tqdm(total=total, desc=desc, disable=not self.progress, leave=True, mininterval=2.0)
+        return progress_bar(total=total, desc=desc, disable=not self.progress, leave=True, mininterval=2.0)
 
     def train_stdp_layer(self, layer: int, *, max_samples: int | None = None) -> None:
         """STDP epochs of conv1 or conv2 (per-sample updates, frozen layers below cached)."""

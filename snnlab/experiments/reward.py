@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from tqdm.auto import tqdm
+from ..utils import progress as progress_bar
 
 from ..encoding import poisson_spikes
 from ..learning.reward import DEFAULT_RULE, RULES, DopamineParams, rstdp_init, rstdp_step
@@ -110,7 +110,7 @@ def run_delayed_reward_task(*, task: DelayedRewardTask = DelayedRewardTask(), n_
     actions = torch.full((n_trials,), -1, dtype=torch.long)
     group_w = [w @ group_mean]
     trials = {}
-    for trial in tqdm(range(n_trials), disable=not progress, desc=f"R-STDP ({rule})", leave=False):
+    for trial in progress_bar(range(n_trials), disable=not progress, desc=f"R-STDP ({rule})", leave=False):
         p = int(patterns[trial])
         rate = torch.full((n_steps, 1, n_in), task.background_rate_hz)
         rate[:steps_stim, 0, group == p] = task.stimulus_rate_hz

@@ -25,7 +25,7 @@ import contextlib
 from collections.abc import Iterator
 
 import torch
-from tqdm.auto import tqdm
+from ..utils import progress as progress_bar
 
 from ..models.recurrent import RecurrentSNN, check_sequence
 from ..utils import check_choice, check_float, check_int
@@ -161,7 +161,7 @@ def train(net: RecurrentSNN, train_task: SequenceTask, val_task: SequenceTask | 
     train_task = train_task.to(net.w_in.device)
     optimizer = torch.optim.Adam(net.parameters(), lr=lr)
     history = {"train_loss": [], "val_accuracy": [], "val_loss": []}
-    for _ in tqdm(range(epochs), desc=f"{method}" + (f" k={k}" if method == "tbptt" else ""),
+    for _ in progress_bar(range(epochs), desc=f"{method}" + (f" k={k}" if method == "tbptt" else ""),
                   disable=not progress, leave=False):
         losses = []
         for index in minibatches(len(train_task), batch_size, generator=generator):

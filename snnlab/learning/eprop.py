@@ -31,7 +31,7 @@ import math
 from typing import NamedTuple
 
 import torch
-from tqdm.auto import tqdm
+from ..utils import progress as progress_bar
 
 from ..models.recurrent import RecurrentSNN, check_sequence
 from ..neurons import surrogate_derivative
@@ -237,7 +237,7 @@ def train(net: RecurrentSNN, train_task: SequenceTask, val_task: SequenceTask | 
     fb = random_feedback(net, generator=generator) if feedback == "random" else None
     optimizer = torch.optim.Adam(net.parameters(), lr=lr)
     history = {"train_loss": [], "val_accuracy": [], "val_loss": []}
-    for _ in tqdm(range(epochs), desc=f"e-prop {feedback}", disable=not progress, leave=False):
+    for _ in progress_bar(range(epochs), desc=f"e-prop {feedback}", disable=not progress, leave=False):
         losses = []
         for index in minibatches(len(train_task), batch_size, generator=generator):
             x = train_task.x[:, index].to(dtype)

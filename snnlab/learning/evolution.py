@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-from tqdm.auto import tqdm
+from ..utils import progress as progress_bar
 
 from ..models.mlp import SpikingMLPConfig, flatten_images, spiking_mlp_forward
 from ..utils import check_choice, check_float, check_int
@@ -102,7 +102,7 @@ def evolve(fitness_fn: Callable[[torch.Tensor], torch.Tensor], initial: torch.Te
     population = initial
     fitness = fitness_fn(population)
     best, mean = [float(fitness.max())], [float(fitness.mean())]
-    for _ in tqdm(range(generations), disable=not progress, desc="GA generations", leave=False):
+    for _ in progress_bar(range(generations), disable=not progress, desc="GA generations", leave=False):
         population = ga_step(population, fitness, params=params, generator=generator)
         fitness = fitness_fn(population)
         best.append(float(fitness.max()))

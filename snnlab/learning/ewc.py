@@ -31,7 +31,7 @@ from collections.abc import Callable, Sequence
 import torch
 import torch.nn.functional as F
 from torch.func import functional_call, grad, jacrev, vmap
-from tqdm.auto import tqdm
+from ..utils import progress as progress_bar
 
 from ..models.mlp import SpikingMLP, SpikingMLPConfig, flatten_images
 from ..utils import check_choice, check_float, check_int, derived_generator
@@ -89,7 +89,7 @@ def train_classifier(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *
     x = flatten_images(x)
     opt = (torch.optim.Adam if optimizer == "adam" else torch.optim.SGD)(model.parameters(), lr=lr)
     losses = []
-    for epoch in tqdm(range(epochs), disable=not progress, desc="epochs", leave=False):
+    for epoch in progress_bar(range(epochs), disable=not progress, desc="epochs", leave=False):
         order = torch.randperm(len(y), generator=generator)
         total, count = 0.0, 0
         for start in range(0, len(y), batch_size):
@@ -234,7 +234,7 @@ def run_split_digits(lams: Sequence[float] = (0.0, 1e3), *, seed: int = 0, epoch
     fisher = fisher_diagonal(model_a, split_a.train.x[:n_f], split_a.train.y[:n_f], mode=fisher_mode,
                              classes=cls_a)
     curves, final, forgetting = {}, {}, {}
-    for lam in tqdm(list(lams), disable=not progress, desc="lambda", leave=False):
+    for lam in progress_bar(list(lams), disable=not progress, desc="lambda", leave=False):
         model = copy.deepcopy(model_a)
         ewc = EWC(dict(model_a.named_parameters()), fisher, lam=float(lam))
         record = {"acc_a": [acc_a_before], "acc_b": [accuracy(model, split_b.test.x, split_b.test.y, classes=cls_b)]}

@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
-from tqdm.auto import tqdm
+from ..utils import progress as progress_bar
 
 from ..models.mlp import SpikingMLP, SpikingMLPConfig, flatten_images
 from ..utils import check_float, check_int
@@ -143,7 +143,7 @@ def run_fedavg(*, n_clients: int = 10, rounds: int = 20, iid: bool = False, shar
     data = data.to(device)
     model = SpikingMLP(config, seed=seed, device=device)
     acc = [accuracy(model, data.test.x, data.test.y)]
-    for _ in tqdm(range(rounds), disable=not progress, desc="FedAvg rounds", leave=False):
+    for _ in progress_bar(range(rounds), disable=not progress, desc="FedAvg rounds", leave=False):
         fedavg_round(model, clients, params=params, generator=gen)
         acc.append(accuracy(model, data.test.x, data.test.y))
     return {"acc": acc, "client_labels": [sorted(set(c[1].tolist())) for c in clients],

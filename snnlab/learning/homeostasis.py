@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
-from tqdm.auto import tqdm
+from ..utils import progress as progress_bar
 
 from ..encoding import poisson_spikes
 from ..neurons import LIFParams, lif_step
@@ -182,7 +182,7 @@ def simulate_scaling(*, n_in: int = 100, n_out: int = 20, input_rate_hz: float =
     alpha = lif.decay(dt)
     input_rates = torch.full((1, n_in), float(input_rate_hz))
     t_rec, rates, mean_w = [], [], []
-    for k in tqdm(range(n_steps), disable=not progress, desc="scaling", leave=False):
+    for k in progress_bar(range(n_steps), disable=not progress, desc="scaling", leave=False):
         pre = poisson_spikes(input_rates, dt_ms=dt, generator=gen).to(device)
         post, _, v = lif_step(pre @ w.T, v, alpha=alpha, v_threshold=lif.v_threshold, reset=lif.reset)
         if scaling:

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
+from ..utils import progress as progress_bar
 
 from ..neurons import lif_decay, lif_step, make_surrogate
 from ..utils import check_choice, check_float, check_int
@@ -352,7 +352,7 @@ def meta_train(forward, params: Params, pool: ClassPool, *, method: str = "maml"
     if eval_pool is not None:
         eval_set = stack_tasks([sample_task(eval_pool, n_way=n_way, k_shot=k_shot, n_query=n_query,
                                             generator=generator) for _ in range(eval_tasks)])
-    for it in tqdm(range(meta_iterations), desc=method, disable=not progress, leave=False):
+    for it in progress_bar(range(meta_iterations), desc=method, disable=not progress, leave=False):
         task = stack_tasks([sample_task(pool, n_way=n_way, k_shot=k_shot, n_query=n_query, generator=generator)
                             for _ in range(meta_batch)])
         if method == "reptile":

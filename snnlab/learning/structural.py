@@ -28,7 +28,7 @@ import math
 from dataclasses import dataclass
 
 import torch
-from tqdm.auto import tqdm
+from ..utils import progress as progress_bar
 
 from ..encoding import poisson_spikes
 from ..neurons import LIFParams, lif_step
@@ -226,7 +226,7 @@ def simulate_rewiring(*, n_in: int = 100, n_signal: int = 10, n_out: int = 10, f
     frac = [float((mask & signal).sum() / mask.sum())]
     counts = [mask.sum(dim=1)]
     block, last_pre = None, torch.zeros(1, n_in, device=device)
-    for k in tqdm(range(n_steps), disable=not progress, desc="rewiring", leave=False):
+    for k in progress_bar(range(n_steps), disable=not progress, desc="rewiring", leave=False):
         if k % every == 0:  # draw the inputs of one rewiring interval at once (fewer small tensor ops)
             n_block = min(every, n_steps - k)
             events = (torch.rand(n_block, 1, 1, generator=gen) < p_event).float()

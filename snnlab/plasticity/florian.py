@@ -55,7 +55,7 @@ from typing import NamedTuple
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
+from ..utils import progress as progress_bar
 
 from ..utils import check_choice, check_float, check_int, check_positive
 from .traces import TRACE_MODES, decay_factor, trace_step
@@ -415,7 +415,7 @@ def simulate(
                        dtype=w0.dtype, device=w0.device)
     w = w0.clone()
     ws, xps, xms, zs = [w.clone()], [state.x_pre], [state.x_post], [state.z]
-    for t in tqdm(range(n_steps), disable=not progress, desc=rule):
+    for t in progress_bar(range(n_steps), disable=not progress, desc=rule):
         r_t = None if reward is None else reward[t]
         dw, state = rule_step(rule, pre[t].to(w.dtype), post[t].to(w.dtype), state, w, reward=r_t,
                               params=params, dt=dt)

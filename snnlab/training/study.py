@@ -52,7 +52,7 @@ def paired_study(base_overrides: dict[str, Any], *, seeds, conditions=tuple(COND
     (seed, condition) pairs are kept and not trained again. ``jobs`` > 1 trains that many runs at once
     in worker processes (give each ``threads: 1``); the results do not depend on it.
     """
-    from tqdm.auto import tqdm
+    from ..utils import progress as progress_bar
 
     check_int("jobs", jobs, minimum=1)
     unknown = set(conditions) - set(CONDITIONS)
@@ -72,7 +72,7 @@ def paired_study(base_overrides: dict[str, Any], *, seeds, conditions=tuple(COND
         if on_result is not None:
             on_result({"runs": runs, "summary": summarise_study(runs)})
 
-    bar = tqdm(total=len(cfgs), desc="paired runs", disable=not progress)
+    bar = progress_bar(total=len(cfgs), desc="paired runs", disable=not progress)
     if jobs == 1:
         for cond, cfg in cfgs:
             record(_study_run(cond, cfg))

@@ -283,7 +283,7 @@ def run(cfg: TrainConfig | Mapping[str, Any], *, output_dir: str | os.PathLike |
         if steps_file.exists():  # drop the diagnostics of epochs after the checkpoint, and a torn last line
             _clean_steps_log(steps_file, start_epoch)
 
-    from tqdm.auto import tqdm
+    from ..utils import progress as progress_bar
 
     t_start = time.time()
     last_epoch = total_epochs if stop_after_epochs is None else min(total_epochs, start_epoch + stop_after_epochs)
@@ -298,7 +298,7 @@ def run(cfg: TrainConfig | Mapping[str, Any], *, output_dir: str | os.PathLike |
         diag_sums: dict[str, float] = {}
         step_lines = []
         t0 = time.time()
-        bar = tqdm(train_src.batches(batches, cfg["workers"]), total=len(batches),
+        bar = progress_bar(train_src.batches(batches, cfg["workers"]), total=len(batches),
                    desc=f"epoch {epoch + 1}/{total_epochs}", disable=not (cfg["progress"] and main_proc),
                    leave=False)
         for i, (x, y) in enumerate(bar):
