@@ -4,6 +4,8 @@ No headless test sees a slider: nbval, papermill and the handouts run with SNNLA
 get the static default figure. Here JupyterLab runs *without* it, Debian's chromium (Playwright
 cannot download browsers here) opens a panel notebook, runs it, moves a slider with the keyboard,
 and the figure must change in place (other PNG bytes, other pixels) with no JavaScript error.
+One JupyterLab server and one browser serve the whole module: a toy panel, then every course
+notebook with its `test_parameters`, run up to its first panel, whose first control is moved.
 
 Screenshots and the browser console go to $SNNLAB_ARTIFACTS (CI keeps them) or the test's
 tmp_path. Skipped, with the reason, when chromium or Playwright's Python package is missing. Run
@@ -65,6 +67,7 @@ def panel_notebook(path: Path) -> None:
             "    fig, ax = plt.subplots(figsize=(4, 2.5))\n"
             "    ax.bar(range(n), range(1, n + 1), color='C0')\n"
             "    ax.set_xlim(-0.5, 5.5); ax.set_ylim(0, 6); ax.set_title(f'n = {n}')\n"
+            "    ax.set(xlabel='bar', ylabel='height')\n"
             "    return fig\n"
             "\n"
             "panel = widgets.interactive(plot_bars, n=(1, 5, 1, 2))"
@@ -74,40 +77,54 @@ def panel_notebook(path: Path) -> None:
     nbformat.write(nb, path)
 
 
-def welcome_notebook(path: Path) -> None:
-    """00_welcome with its small test parameters written into the parameters cell (as papermill would)."""
-    source = Path(__file__).resolve().parents[2] / "notebooks" / "00_welcome.ipynb"
-    nb = nbformat.read(source, as_version=4)
-    params = nb.metadata["snnlab"]["test_parameters"]
-    cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
-    cell.source += "\n" + "\n".join(f"{name} = {value!r}" for name, value in params.items())
-    nbformat.write(nb, path)
+def course_notebook(name: str):
+    """A writer for notebooks/<name> with its small test parameters set (as papermill would set them)."""
+    def write(path: Path) -> None:
+        nb = nbformat.read(ROOT / "notebooks" / name, as_version=4)
+        params = nb.metadata["snnlab"]["test_parameters"]
+        cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+        cell.source += "\n" + "\n".join(f"{key} = {value!r}" for key, value in params.items())
+        nbformat.write(nb, path)
+    return write
 
 
-NOTEBOOKS = {"panel_demo.ipynb": panel_notebook, "00_welcome.ipynb": welcome_notebook}
+ROOT = Path(__file__).resolve().parents[2]
+COURSE = sorted(p.name for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+NOTEBOOKS = {"panel_demo.ipynb": panel_notebook, **{name: course_notebook(name) for name in COURSE}}
+PANEL = re.compile(r"\bwidgets\.interactive\(")
+UNIT_SUFFIX = re.compile(r"_(ms|s|hz|mv|pct|deg)$", re.I)
 
 
 def panel_cell_index(path: Path) -> int:
+    """The first cell that shows a panel (a notebook may have several; one per notebook is tested)."""
     cells = nbformat.read(path, as_version=4).cells
-    found = [i for i, c in enumerate(cells) if c.cell_type == "code" and "widgets.interactive(" in c.source]
-    assert len(found) == 1, f"{path.name}: expected one panel cell, found {found}"
+    found = [i for i, c in enumerate(cells) if c.cell_type == "code" and PANEL.search(c.source)]
+    assert found, f"{path.name}: no cell calls widgets.interactive("
     return found[0]
 
 
-@pytest.fixture
-def artifacts(tmp_path, request) -> Path:
-    folder = Path(os.environ.get("SNNLAB_ARTIFACTS") or tmp_path / "artifacts") / request.node.name
+@pytest.fixture(scope="module")
+def artifacts_root(tmp_path_factory) -> Path:
+    folder = Path(os.environ.get("SNNLAB_ARTIFACTS") or tmp_path_factory.mktemp("artifacts")) / "browser"
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 
 
-@pytest.fixture(params=list(NOTEBOOKS))
-def lab(tmp_path, artifacts, request):
-    """JupyterLab on 127.0.0.1:<free port> with a token, serving one notebook with a panel."""
+@pytest.fixture
+def artifacts(artifacts_root, request) -> Path:
+    folder = artifacts_root / re.sub(r"[^\w.-]+", "_", request.node.name)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory, artifacts_root):
+    """One JupyterLab on 127.0.0.1:<free port> with a token, serving every course notebook and a toy panel."""
+    tmp_path = tmp_path_factory.mktemp("lab")
     root = tmp_path / "root"
     root.mkdir()
-    notebook = root / request.param
-    NOTEBOOKS[request.param](notebook)
+    for name, write in NOTEBOOKS.items():
+        write(root / name)
     port, token = free_port(), secrets.token_hex(16)
     env = {k: v for k, v in os.environ.items() if k not in ("SNNLAB_HEADLESS", "MPLBACKEND")}
     for name, sub in (("JUPYTER_CONFIG_DIR", "config"), ("JUPYTER_RUNTIME_DIR", "runtime"),
@@ -120,10 +137,12 @@ def lab(tmp_path, artifacts, request):
         f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
         "--LabApp.expose_app_in_browser=True",  # window.jupyterapp: run cells through its commands
         "--LabApp.extension_manager=readonly", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-    ]  # (no calls to PyPI from the extension manager or the update check: tests stay offline)
+        "--LabApp.news_url=None",
+    ]  # (no calls to PyPI or the news feed from the extension manager, the update check or the
+    #    announcements: tests stay offline, and no pop-up covers the page)
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         command.append("--allow-root")  # CI containers run as root
-    log = open(artifacts / "jupyterlab.log", "wb")
+    log = open(artifacts_root / "jupyterlab.log", "wb")
     server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=root,
                               start_new_session=True)
     url = f"http://127.0.0.1:{port}"
@@ -131,7 +150,7 @@ def lab(tmp_path, artifacts, request):
         deadline = time.monotonic() + SERVER_START_S
         while True:
             if server.poll() is not None:
-                pytest.fail(f"JupyterLab exited with {server.returncode}; see {artifacts / 'jupyterlab.log'}")
+                pytest.fail(f"JupyterLab exited with {server.returncode}; see {artifacts_root / 'jupyterlab.log'}")
             try:
                 with urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=5) as reply:
                     if reply.status == 200:
@@ -139,9 +158,9 @@ def lab(tmp_path, artifacts, request):
             except OSError:
                 pass
             if time.monotonic() > deadline:
-                pytest.fail(f"JupyterLab did not answer within {SERVER_START_S} s; see {artifacts / 'jupyterlab.log'}")
+                pytest.fail(f"JupyterLab did not answer within {SERVER_START_S} s; see {artifacts_root / 'jupyterlab.log'}")
             time.sleep(0.5)
-        yield url, token, notebook
+        yield url, token, root
     finally:
         # The server runs in its own session with its kernels: stop it, then anything left of it.
         if server.poll() is None:
@@ -158,79 +177,138 @@ def lab(tmp_path, artifacts, request):
         log.close()
 
 
+def shut_down_kernels(url: str, token: str) -> None:
+    """Stop every kernel of the server, so eight notebooks do not hold eight torch processes at once."""
+    with urllib.request.urlopen(f"{url}/api/sessions?token={token}", timeout=10) as reply:
+        sessions = json.load(reply)
+    for session in sessions:
+        request = urllib.request.Request(f"{url}/api/sessions/{session['id']}?token={token}", method="DELETE")
+        urllib.request.urlopen(request, timeout=30).close()
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                     args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
 def png_of(src: str) -> bytes:
     assert src.startswith("data:image/png;base64,"), src[:60]
     return base64.b64decode(src.split(",", 1)[1])
 
 
-def test_slider_replots_the_panel_figure_in_jupyterlab(lab, artifacts):
+@pytest.mark.parametrize("name", list(NOTEBOOKS))
+def test_a_control_replots_the_panel_figure_in_jupyterlab(name, lab, chromium, artifacts):
+    """Open the notebook, run it up to its first panel, move the panel's first control one step."""
     from PIL import Image, ImageChops
 
-    url, token, notebook = lab
-    index = panel_cell_index(notebook)
-    console, page_errors = [], []
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                     args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 1000})
-            page.set_default_timeout(60_000)
-            page.on("console", lambda m: console.append({"type": m.type, "text": m.text, "url": m.location.get("url")}))
-            page.on("pageerror", lambda e: page_errors.append(str(e)))
-            try:
-                page.goto(f"{url}/lab/tree/{notebook.name}?token={token}&reset", wait_until="domcontentloaded")
-                page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=KERNEL_READY_S * 1000)
-                page.wait_for_function(
-                    """() => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
-                               const k = w && w.sessionContext && w.sessionContext.session
-                                         && w.sessionContext.session.kernel;
-                               return k && k.status === 'idle'; }""",
-                    timeout=KERNEL_READY_S * 1000)
-                page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
-                panel_cell = page.locator(".jp-Notebook .jp-Cell").nth(index)
-                image = panel_cell.locator(".jp-OutputArea-output img").first
-                handle = panel_cell.locator(".widget-slider .noUi-handle, .widget-hslider .noUi-handle").first
-                handle.wait_for(state="attached", timeout=KERNEL_READY_S * 1000)
-                handle.scroll_into_view_if_needed()
-                # the panel's controls observe changes only once show() has returned: wait for the
-                # kernel to finish the run before touching the slider
-                page.wait_for_function(
-                    """() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.status === 'idle'""",
-                    timeout=KERNEL_READY_S * 1000, polling=500)
-                before = image.get_attribute("src")
-                readout_before = panel_cell.locator(".widget-readout").first.inner_text()
-                page.screenshot(path=str(artifacts / "1_before.png"))
-                panel_cell.screenshot(path=str(artifacts / "1_before_panel.png"))
+    url, token, root = lab
+    index = panel_cell_index(root / name)
+    console, page_errors, requests = [], [], []
+    page = chromium.new_page(viewport={"width": 1280, "height": 1000})
+    page.set_default_timeout(60_000)
+    page.on("console", lambda m: console.append({"type": m.type, "text": m.text, "url": m.location.get("url")}))
+    page.on("pageerror", lambda e: page_errors.append(str(e)))
+    page.on("request", lambda r: requests.append(r.url))
+    try:
+        page.goto(f"{url}/lab/tree/{name}?token={token}&reset", wait_until="domcontentloaded")
+        page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=KERNEL_READY_S * 1000)
+        page.wait_for_function(
+            """() => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+                       const k = w && w.sessionContext && w.sessionContext.session
+                                 && w.sessionContext.session.kernel;
+                       return k && k.status === 'idle'; }""",
+            timeout=KERNEL_READY_S * 1000)
+        # run every cell above the panel and the panel itself; what comes after it is not needed
+        page.evaluate("""async (i) => { const app = window.jupyterapp;
+                                       app.shell.currentWidget.content.activeCellIndex = i;
+                                       await app.commands.execute('notebook:run-all-above');
+                                       await app.commands.execute('notebook:run-cell'); }""", index)
+        panel_cell = page.locator(".jp-Notebook .jp-Cell").nth(index)
+        image = panel_cell.locator(".jp-OutputArea-output img").first
+        controls = (".widget-slider .noUi-handle, .widget-hslider .noUi-handle, .widget-dropdown select, "
+                    ".widget-checkbox input")
+        control = panel_cell.locator(controls).first
+        # the panel's controls, or an error anywhere above them (then there is no point waiting)
+        page.wait_for_function(
+            """([i, sel]) => { const cells = document.querySelectorAll('.jp-Notebook .jp-Cell');
+                               if (cells[i] && cells[i].querySelector(sel)) return true;
+                               return Array.from(cells).slice(0, i + 1).some(
+                                   c => c.querySelector("[data-mime-type='application/vnd.jupyter.stderr']")
+                                        && c.innerText.includes('Traceback')); }""",
+            arg=[index, controls], timeout=KERNEL_READY_S * 1000, polling=500)
+        failed = page.locator(".jp-Notebook .jp-Cell").evaluate_all(
+            """(cells, i) => cells.slice(0, i + 1).filter(c => c.innerText.includes('Traceback (most recent call last)'))
+                                   .map(c => c.querySelector('.jp-OutputArea').innerText.slice(-600))""", index)
+        assert not failed, f"{name}: a cell up to the panel failed:\n{failed[0]}"
+        control.scroll_into_view_if_needed()
+        # the panel's controls observe changes only once show() has returned: wait for the
+        # kernel to finish before touching a control
+        page.wait_for_function(
+            """() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.status === 'idle'""",
+            timeout=KERNEL_READY_S * 1000, polling=500)
+        labels = [t.strip() for t in panel_cell.locator(".widget-label").all_inner_texts()]
+        before = image.get_attribute("src")
+        readout_before = value_of(panel_cell)
+        panel_cell.screenshot(path=str(artifacts / "1_before_panel.png"))
 
-                handle.focus()
-                page.keyboard.press("ArrowRight")  # one step along the slider
-                page.wait_for_function(
-                    """([i, old]) => { const cell = document.querySelectorAll('.jp-Notebook .jp-Cell')[i];
-                                       const img = cell && cell.querySelector('.jp-OutputArea-output img');
-                                       return img && img.src !== old; }""",
-                    arg=[index, before], timeout=FIGURE_CHANGE_S * 1000)
-                after = image.get_attribute("src")
-                readout_after = panel_cell.locator(".widget-readout").first.inner_text()
-                images = panel_cell.locator(".jp-OutputArea-output img").count()
-                page.screenshot(path=str(artifacts / "2_after_slider.png"))
-                panel_cell.screenshot(path=str(artifacts / "2_after_slider_panel.png"))
-            except Exception:
-                page.screenshot(path=str(artifacts / "failure.png"))
-                raise
-        finally:
-            browser.close()
-            (artifacts / "console.json").write_text(json.dumps({"console": console, "page_errors": page_errors},
-                                                               indent=1))
+        tag = control.evaluate("e => e.tagName.toLowerCase() + ':' + (e.type || '')")
+        if tag.startswith("select"):
+            options = control.evaluate("e => Array.from(e.options).map(o => o.value)")
+            current = control.evaluate("e => e.value")
+            control.select_option(next(o for o in options if o != current))
+        elif tag == "input:checkbox":
+            control.click()
+        else:
+            control.focus()
+            page.keyboard.press("ArrowRight")  # one step along the slider
+        page.wait_for_function(
+            """([i, old]) => { const cell = document.querySelectorAll('.jp-Notebook .jp-Cell')[i];
+                               const img = cell && cell.querySelector('.jp-OutputArea-output img');
+                               return img && img.src !== old; }""",
+            arg=[index, before], timeout=FIGURE_CHANGE_S * 1000)
+        after = image.get_attribute("src")
+        readout_after = value_of(panel_cell)
+        images = panel_cell.locator(".jp-OutputArea-output img").count()
+        page.screenshot(path=str(artifacts / "2_after_change.png"))
+        panel_cell.screenshot(path=str(artifacts / "2_after_change_panel.png"))
+    except Exception:
+        page.screenshot(path=str(artifacts / "failure.png"))
+        raise
+    finally:
+        page.close()
+        (artifacts / "console.json").write_text(json.dumps({"console": console, "page_errors": page_errors,
+                                                            "requests": requests}, indent=1))
+        shut_down_kernels(url, token)
 
-    assert readout_before.strip() != readout_after.strip(), (readout_before, readout_after)
-    if notebook.name == "panel_demo.ipynb":
-        assert (readout_before.strip(), readout_after.strip()) == ("2", "3")
+    assert readout_before != readout_after, (readout_before, readout_after)
+    if name == "panel_demo.ipynb":
+        assert (readout_before, readout_after) == ("2", "3")
+    assert labels and not [l for l in labels if UNIT_SUFFIX.search(l)], \
+        f"{name}: control labels {labels} should spell units, 'tau (ms)' (widgets.control_label)"
     old_png, new_png = png_of(before), png_of(after)
     assert old_png != new_png
     old_img = Image.open(io.BytesIO(old_png)).convert("RGB")
     new_img = Image.open(io.BytesIO(new_png)).convert("RGB")
     assert ImageChops.difference(old_img.resize(new_img.size), new_img).getbbox() is not None  # pixels differ
-    assert images == 1  # the slider replaced the figure in place instead of appending another
+    assert images == 1  # the control replaced the figure in place instead of appending another
     assert page_errors == [], page_errors
     js_errors = [m for m in console if m["type"] == "error" and JS_ERROR.search(m["text"])]
     assert js_errors == [], js_errors
+    outside = [r for r in requests if not r.startswith(("http://127.0.0.1", "data:", "blob:"))]
+    assert outside == [], f"{name}: requests left 127.0.0.1: {outside[:5]}"
+
+
+def value_of(cell) -> str:
+    """The first control's value as shown: a slider's readout, a dropdown's selection, a checkbox state."""
+    return cell.evaluate("""c => { const r = c.querySelector('.widget-readout');
+                                   if (r) return r.innerText.trim();
+                                   const s = c.querySelector('.widget-dropdown select');
+                                   if (s) return s.value;
+                                   const b = c.querySelector('.widget-checkbox input');
+                                   return b ? String(b.checked) : ''; }""")
