@@ -227,8 +227,12 @@ def leaky_integrator_step(current: torch.Tensor, u: torch.Tensor, *, alpha: floa
 #
 # For a constant input X = I > V_th and V_reset = 0 starting from rest, H[t] = I (1 - (1 - 1/tau)^t),
 # so the neuron first fires at step (1-based) t* = ceil( ln(1 - V_th / I) / ln(1 - 1/tau) ) and, after
-# each reset, every t* steps. Reference: Gerstner et al., Neuronal Dynamics (2014), ch. 1.3;
-# spikingjelly ``activation_based.neuron.LIFNode``. Used by ``00_welcome.ipynb``.
+# each reset, every t* steps. The interval is a whole number of steps, so the rate 1000 / (t* dt) Hz
+# takes only the values 1000/dt, 1000/(2 dt), 1000/(3 dt), ... (a staircase) and can never exceed
+# one spike per step, 1000/dt Hz, reached at I >= tau V_th. An absolute refractory period of r steps
+# (input clamped to 0, so V stays at the reset) lengthens every interval to t* + r steps.
+# Reference: Gerstner et al., Neuronal Dynamics (2014), ch. 1.3; spikingjelly
+# ``activation_based.neuron.LIFNode``. Used by ``00_welcome.ipynb``.
 class LIFRun(NamedTuple):
     """``v`` membrane potential after reset [T, N]; ``h`` before reset [T, N]; ``spikes`` [T, N] (0/1)."""
 
@@ -289,11 +293,61 @@ def first_spike_step(current: float, *, tau_ms: float = 20.0, v_threshold: float
     return math.ceil(math.log(1.0 - v_threshold / current) / math.log(1.0 - 1.0 / tau) - 1e-12)
 
 
-def spike_count_closed_form(current: float, n_steps: int, **kwargs) -> int:
-    """Spikes in ``n_steps`` steps of constant ``current``: ``floor(n_steps / t*)`` (reset to 0, no refractoriness)."""
+def refractory_steps(refractory_ms: float, dt_ms: float = 1.0) -> int:
+    """An absolute refractory period of ``refractory_ms`` as a whole number of steps of ``dt_ms``.
+
+    Raises ``ValueError`` unless ``refractory_ms`` is >= 0 and a multiple of ``dt_ms``.
+    """
+    refractory_ms = check_float("refractory_ms", refractory_ms, minimum=0.0)
+    dt_ms = check_positive("dt_ms", dt_ms)
+    steps = round(refractory_ms / dt_ms)
+    if abs(steps * dt_ms - refractory_ms) > 1e-9 * max(1.0, refractory_ms):
+        raise ValueError(f"refractory_ms must be a multiple of dt_ms={dt_ms}, got {refractory_ms}")
+    return steps
+
+
+def spike_count_closed_form(current: float, n_steps: int, *, refractory_ms: float = 0.0, **kwargs) -> int:
+    """Spikes in ``n_steps`` steps of constant ``current`` from rest, reset to 0.
+
+    Without refractoriness ``floor(T / t*)``. With an absolute refractory period of r steps (input
+    clamped to 0 for r steps after each spike) the n-th spike falls on step n t* + (n - 1) r, so the
+    count is ``floor((T + r) / (t* + r))``. ``kwargs``: ``tau_ms``, ``v_threshold``, ``dt_ms``.
+    """
     n_steps = check_int("n_steps", n_steps, minimum=1)
+    r = refractory_steps(refractory_ms, kwargs.get("dt_ms", 1.0))
     t_star = first_spike_step(current, **kwargs)
-    return 0 if math.isinf(t_star) else n_steps // int(t_star)
+    return 0 if math.isinf(t_star) else (n_steps + r) // (int(t_star) + r)
+
+
+def firing_rate_closed_form(current: float, *, tau_ms: float = 20.0, v_threshold: float = 1.0,
+                            dt_ms: float = 1.0, refractory_ms: float = 0.0, whole_steps: bool = True) -> float:
+    """Steady firing rate (Hz) under a constant ``current``: ``1000 / ((t* + r) dt)``, 0 when I <= V_th.
+
+    ``r`` is :func:`refractory_steps` of ``refractory_ms``. ``whole_steps=False`` drops the ceiling
+    of t* (the real-valued crossing time ln(1 - V_th/I) / ln(1 - 1/tau)): the smooth curve the
+    staircase of the simulation rounds down to.
+    """
+    r = refractory_steps(refractory_ms, dt_ms)
+    t_star = first_spike_step(current, tau_ms=tau_ms, v_threshold=v_threshold, dt_ms=dt_ms)
+    if math.isinf(t_star):
+        return 0.0
+    if not whole_steps:
+        t_star = math.log(1.0 - v_threshold / current) / math.log(1.0 - dt_ms / tau_ms)
+    return 1000.0 / ((t_star + r) * dt_ms)
+
+
+def min_current_for_period(k_steps: int, *, tau_ms: float = 20.0, v_threshold: float = 1.0,
+                           dt_ms: float = 1.0) -> float:
+    """The smallest constant current at which the neuron fires every ``k_steps`` steps (or faster).
+
+    Solves I (1 - (1 - 1/tau)^k) = V_th: I_k = V_th / (1 - (1 - 1/tau)^k). Between I_k and I_(k-1) the
+    rate stays at 1000 / (k dt) Hz (a tread of the f-I staircase). I_1 = (tau_ms / dt_ms) V_th: from
+    there on the neuron fires on every step, 1000 / dt Hz, the ceiling of this model.
+    """
+    k_steps = check_int("k_steps", k_steps, minimum=1)
+    tau = _tau_steps(tau_ms, dt_ms)
+    v_threshold = check_float("v_threshold", v_threshold, minimum=0.0, strict_minimum=True)
+    return v_threshold / (1.0 - (1.0 - 1.0 / tau) ** k_steps)
 
 
 def noisy_population(n_neurons: int, n_steps: int, *, mean: float, std: float,

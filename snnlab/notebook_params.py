@@ -22,6 +22,7 @@ from typing import ClassVar
 from . import train
 from .experiments.mozafari import read_trainer_checkpoint
 from .models.spikingresformer import VARIANTS
+from .neurons import refractory_steps
 from .plasticity.florian import ORDERINGS
 from .plasticity.traces import TRACE_MODES
 from .utils import check_choice, check_device, check_float, check_int, check_path, check_positive
@@ -54,7 +55,7 @@ class _Checked:
 
 @dataclass(frozen=True)
 class Notebook00Params(_Checked):
-    """``00_welcome``: one LIF neuron, its closed form and a noisy population."""
+    """``00_welcome``: one LIF neuron, its closed form, a refractory period and a noisy population."""
 
     notebook: ClassVar[str] = "00_welcome"
     tau: float = 20.0
@@ -63,6 +64,7 @@ class Notebook00Params(_Checked):
     n_steps: int = 200
     dt: float = 1.0
     n_neurons: int = 20
+    refractory_ms: float = 2.0
 
     def __post_init__(self):
         self._keep("tau", check_positive("tau", self.tau))
@@ -71,6 +73,8 @@ class Notebook00Params(_Checked):
             raise ValueError(f"tau must be larger than dt (got tau={self.tau}, dt={self.dt})")
         self._keep("v_threshold", check_positive("v_threshold", self.v_threshold))
         self._keep("input_current", check_float("input_current", self.input_current))
+        refractory_steps(self.refractory_ms, self.dt)  # >= 0 and a whole number of steps
+        self._keep("refractory_ms", check_float("refractory_ms", self.refractory_ms))
         self._ints(n_steps=1, n_neurons=1, seed=0)
         self._check_device()
 

@@ -258,7 +258,7 @@ def test_welcome_student_html_has_no_solution_code(welcome_handouts):
     text = page_text(welcome_handouts["00_welcome.student.html"])
     body = solution_body(nbformat.read(WELCOME, as_version=4))
     assert body and not [line for line in body if line in text]
-    assert "Coding Exercise: the f-I curve" in text and "Write firing_rate_hz(current)" in text
+    assert "Coding Exercise 2: the f-I curve" in text and "Write firing_rate_hz(current)" in text
     assert 'raise NotImplementedError("Exercise: complete firing_rate_hz()' in text
 
 
@@ -266,7 +266,7 @@ def test_welcome_student_html_has_no_solution_code(welcome_handouts):
 def test_welcome_solution_passes_the_check_cell(welcome_handouts):
     text = page_text(welcome_handouts["00_welcome.instructor.html"])
     assert all(line in text for line in solution_body(nbformat.read(WELCOME, as_version=4)))
-    assert "firing_rate_hz agrees with a 5-second simulation for all 15 currents" in text
+    assert "Exercise 2 passed: firing_rate_hz agrees with a 2-second simulation for all 40 currents" in text
     assert "Traceback" not in text and "NotImplementedError" not in text
 
 

@@ -359,3 +359,49 @@ def test_noisy_population_and_sweep_on_cpu_device_equal_the_default(device, asse
                                          device=device), noisy)
     grid = dict(currents=[0.8, 1.5, 3.0], taus_ms=[5.0, 20.0], thresholds=[0.5, 1.0], n_steps=40)
     assert_same(neurons.sweep(**grid, device=device), neurons.sweep(**grid))
+
+
+# --------------------------------------------------------------------------- notebook 00: rates, staircase, refractoriness
+def reference_refractory_counts(current, n_steps, tau, v_th, r):
+    """Spike count of spikingjelly's LIF update with the input clamped to 0 for r steps after a spike."""
+    v, countdown, count = 0.0, 0, 0
+    for _ in range(n_steps):
+        x = 0.0 if countdown > 0 else current
+        countdown = max(countdown - 1, 0)
+        h = v + (x - v) / tau
+        if h >= v_th:
+            count, v, countdown = count + 1, 0.0, r
+        else:
+            v = h
+    return count
+
+
+@pytest.mark.parametrize("current", [0.9, 1.2, 1.5, 3.0, 7.5, 15.0, 40.0])
+@pytest.mark.parametrize("r", [0, 2, 5])
+def test_spike_count_closed_form_with_refractoriness_matches_a_loop(current, r):
+    expected = reference_refractory_counts(current, 300, 20.0, 1.0, r)
+    assert neurons.spike_count_closed_form(current, 300, tau_ms=20.0, refractory_ms=float(r)) == expected
+
+
+def test_firing_rate_closed_form_staircase_and_ceiling():
+    # I = 1.5: t* = 22 steps -> 1000/22 Hz; with 2 ms refractory 1000/24 Hz; I >= 20 (= tau V_th): every step.
+    assert neurons.firing_rate_closed_form(1.5) == pytest.approx(1000 / 22)
+    assert neurons.firing_rate_closed_form(1.5, refractory_ms=2.0) == pytest.approx(1000 / 24)
+    assert neurons.firing_rate_closed_form(20.0) == pytest.approx(1000.0)
+    assert neurons.firing_rate_closed_form(500.0, refractory_ms=2.0) == pytest.approx(1000 / 3)
+    assert neurons.firing_rate_closed_form(1.0) == 0.0
+    smooth = neurons.firing_rate_closed_form(1.5, whole_steps=False)
+    assert smooth == pytest.approx(1000 / (math.log(1 / 3) / math.log(0.95))) and smooth > 1000 / 22
+    for k in (1, 2, 3, 6, 22):
+        i_k = neurons.min_current_for_period(k)
+        assert neurons.first_spike_step(i_k * (1 + 1e-9)) == k
+        assert neurons.first_spike_step(i_k * (1 - 1e-6)) == k + 1
+    assert neurons.min_current_for_period(1) == pytest.approx(20.0)
+
+
+def test_refractory_steps_must_be_whole_steps():
+    assert neurons.refractory_steps(4.0, 2.0) == 2
+    with pytest.raises(ValueError, match="refractory_ms"):
+        neurons.refractory_steps(1.5, 1.0)
+    with pytest.raises(ValueError, match="refractory_ms"):
+        neurons.refractory_steps(-1.0, 1.0)

@@ -78,6 +78,7 @@ BAD = [  # (class, overrides, error type, words the message must hold)
     (notebook_params.Notebook00Params, {"input_current": "high"}, ValueError, ["input_current", "number"]),
     (notebook_params.Notebook00Params, {"n_neurons": 0}, ValueError, ["n_neurons", ">= 1"]),
     (notebook_params.Notebook00Params, {"seed": -1}, ValueError, ["seed", ">= 0"]),
+    (notebook_params.Notebook00Params, {"refractory_ms": 1.5}, ValueError, ["refractory_ms", "multiple of dt"]),
     (notebook_params.Notebook01Params, {"ordering": "later"}, ValueError, ["ordering", "'same-step'", "'delayed'"]),
     (notebook_params.Notebook01Params, {"trace_mode": "all"}, ValueError, ["trace_mode", "'nearest'"]),
     (notebook_params.Notebook01Params, {"trial_ms": 5}, ValueError, ["trial_ms", ">= 10"]),
