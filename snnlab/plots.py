@@ -55,22 +55,32 @@ def raster(spikes, *, dt: float = 1.0, t0: float = 0.0, ax=None, color="k", mark
     return ax
 
 
-def traces(t, series: Mapping[str, Sequence[float]], *, ax=None, ylabel="", threshold=None, step=False):
-    """Plot named time series against ``t`` (ms) on one ``Axes``; optional dashed ``threshold`` line."""
+def traces(t, series: Mapping[str, Sequence[float]], *, ax=None, ylabel="", threshold=None, step=False,
+           colors: Mapping[str, str] | None = None, legend_loc="best"):
+    """Plot named time series against ``t`` (ms) on one ``Axes``; optional dashed ``threshold`` line.
+
+    ``colors`` maps a series name to its colour (one colour per quantity across a notebook);
+    ``legend_loc`` is matplotlib's ``loc``, or ``"outside"`` for a legend right of the axes, off the data.
+    """
     ax = _axes(ax)
     t = _to_numpy(t)
+    colors = colors or {}
     for name, values in series.items():
         values = _to_numpy(values)
+        style = {"color": colors[name]} if name in colors else {}
         if step:
-            ax.step(t, values, where="post", label=name)
+            ax.step(t, values, where="post", label=name, **style)
         else:
-            ax.plot(t, values, label=name)
+            ax.plot(t, values, label=name, **style)
     if threshold is not None:
         ax.axhline(threshold, color="grey", linestyle="--", linewidth=1, label="threshold")
     ax.set_xlabel("time (ms)")
     ax.set_ylabel(ylabel)
     if len(series) > 1 or threshold is not None:
-        ax.legend(loc="best", fontsize="small")
+        if legend_loc == "outside":
+            ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small", borderaxespad=0)
+        else:
+            ax.legend(loc=legend_loc, fontsize="small")
     return ax
 
 

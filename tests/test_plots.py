@@ -83,3 +83,13 @@ def test_plotly_html_is_self_contained(tmp_path):
     assert len(fig.data) == 2
     html = plots.save_plotly(fig, "00_curves", folder=tmp_path).read_text()
     assert "<script src=\"http" not in html and "plotly" in html.lower()
+
+
+def test_traces_take_colours_and_an_outside_legend():
+    ax = plots.traces([0, 1, 2], {"a": [0, 1, 0], "b": [1, 0, 1]}, colors={"b": "red"}, legend_loc="outside",
+                      ylabel="v (mV)")
+    assert ax.lines[1].get_color() == "red"
+    box = ax.get_legend().get_bbox_to_anchor()
+    assert box.x0 > ax.bbox.x1 - 1e-6  # right of the axes, off the data
+    assert plots.figure_problems(ax.figure) == []
+    plt.close(ax.figure)
