@@ -8,6 +8,7 @@ once with a bad value that its validation cell must refuse.
 import ast
 import inspect
 import json
+import re
 
 import nbformat
 import pytest
@@ -81,6 +82,13 @@ def test_notebook_runs_through_snnlab_run_with_test_parameters(path, tmp_path, f
     executed = load(tmp_path / path.name)
     errors = [o for c in code_cells(executed) for o in c.outputs if o.output_type == "error"]
     assert not errors
+    # no progress-bar residue: a headless tqdm leaves "0%|          | 0/10072" frozen in the copy
+    texts = [o.get("text", "") + str(o.get("data", {}).get("text/plain", "")) for c in code_cells(executed)
+             for o in c.outputs]
+    residue = [t[:80] for t in texts if re.search(r"\d+%\|", t) or "application/vnd.jupyter.widget-view" in t]
+    widget_views = [c for c in code_cells(executed) for o in c.outputs
+                    if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    assert not residue and not widget_views, f"{path.name}: progress-bar residue in the saved copy: {residue}"
     injected = [c for c in code_cells(executed) if "injected-parameters" in c.metadata.get("tags", [])]
     assert len(injected) == 1 and all(name in injected[0].source for name in params)
     prefix = path.name[:2]
