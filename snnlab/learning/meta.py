@@ -45,6 +45,8 @@ from ..neurons import lif_decay, lif_step, make_surrogate
 from ..utils import check_choice, check_float, check_int
 
 METHODS = ("maml", "fomaml", "reptile")
+#: one colour per initialisation, the same in every figure of notebook 05
+COLORS = {"scratch": "0.35", "maml": "C0", "fomaml": "C1", "reptile": "C2"}
 Params = list  # list[torch.Tensor]
 
 
@@ -301,22 +303,50 @@ def finite_difference_meta_gradient(forward, params: Params, task: FewShotTask, 
     return fd
 
 
+def quadratic_task(A: torch.Tensor, a: torch.Tensor, B: torch.Tensor, b: torch.Tensor) -> FewShotTask:
+    """A task whose support loss is L_S(theta) = (theta - a)^T A (theta - a) / 2 and whose query loss is
+    L_Q(theta) = (theta - b)^T B (theta - b) / 2 (A, B symmetric [d, d]; a, b [d]), for
+    :func:`quadratic_forward` and :func:`value_loss`: the closed-form case of MAML and FOMAML
+    (theta' = a + (I - alpha A)^n (theta - a), so d theta' / d theta = (I - alpha A)^n exactly)."""
+    if A.shape != B.shape or A.ndim != 2 or a.shape != (A.shape[0],) or b.shape != a.shape:
+        raise ValueError(f"need A, B [d, d] and a, b [d]; got {tuple(A.shape)}, {tuple(a.shape)}, "
+                         f"{tuple(B.shape)}, {tuple(b.shape)}")
+    return FewShotTask(torch.cat([A, a[:, None]], 1), None, torch.cat([B, b[:, None]], 1), None)
+
+
+def quadratic_forward(params: Params, x: torch.Tensor) -> torch.Tensor:
+    """(theta - c)^T M (theta - c) / 2 for params [theta] and x = [M | c] (see :func:`quadratic_task`)."""
+    m, c = x[:, :-1], x[:, -1]
+    d = params[0] - c
+    return 0.5 * d @ m @ d
+
+
+def value_loss(value: torch.Tensor, y=None) -> torch.Tensor:
+    """The loss of a model that outputs its own loss (:func:`quadratic_forward`): the value itself."""
+    return value
+
+
 # --------------------------------------------------------------------------- evaluation and training
 @torch.no_grad()
-def _accuracy(forward, params, x, y) -> float:
-    return float((forward(params, x).argmax(-1) == y).float().mean())
+def _accuracy(forward, params, x, y) -> torch.Tensor:
+    """Query accuracy of each task (a vector [n] for a task batch, a scalar for one task)."""
+    return (forward(params, x).argmax(-1) == y).double().mean(-1).cpu()
 
 
 def adaptation_curve(forward, params: Params, tasks: Sequence[FewShotTask], *, inner_lr: float,
-                     max_steps: int = 10, loss_fn=cross_entropy) -> torch.Tensor:
+                     max_steps: int = 10, loss_fn=cross_entropy, per_task: bool = False) -> torch.Tensor:
     """Mean query accuracy after s = 0..max_steps steps of SGD on each task's support set. [max_steps+1].
 
-    ``tasks``: a list of tasks or a stacked task batch; all tasks adapt at once."""
+    ``tasks``: a list of tasks or a stacked task batch; all tasks adapt at once. ``per_task=True``
+    returns every task's accuracy instead, [max_steps+1, n_tasks] (its mean over tasks is the default
+    curve), for confidence intervals over tasks and paired comparisons of initialisations."""
     check_int("max_steps", max_steps, minimum=0)
     if not tasks:
         raise ValueError("tasks must not be empty")
     batch = stack_tasks(tasks) if not isinstance(tasks, FewShotTask) else tasks
-    acc = torch.zeros(max_steps + 1, dtype=torch.float64)
+    if batch.x_support.ndim == 2:   # one task: a batch of one
+        batch = stack_tasks([batch])
+    acc = torch.zeros(max_steps + 1, batch.x_support.shape[0], dtype=torch.float64)
     phi = [p.clone().requires_grad_(True) for p in _per_task([p.detach() for p in params], batch.x_support)]
     for s in range(max_steps + 1):
         acc[s] = _accuracy(forward, phi, batch.x_query, batch.y_query)
@@ -325,13 +355,14 @@ def adaptation_curve(forward, params: Params, tasks: Sequence[FewShotTask], *, i
                 loss = loss_fn(forward(phi, batch.x_support), batch.y_support).sum()
                 grads = torch.autograd.grad(loss, phi)
             phi = [(p - inner_lr * g).detach().requires_grad_(True) for p, g in zip(phi, grads)]
-    return acc
+    return acc if per_task else acc.mean(1)
 
 
 def meta_train(forward, params: Params, pool: ClassPool, *, method: str = "maml", meta_iterations: int = 200,
                meta_batch: int = 8, n_way: int = 5, k_shot: int = 5, n_query: int = 10, inner_lr: float = 0.5,
                inner_steps: int = 3, outer_lr: float = 1e-3, generator: torch.Generator | None = None,
                eval_pool: ClassPool | None = None, eval_every: int = 50, eval_tasks: int = 20,
+               eval_batch: FewShotTask | None = None, eval_steps: int | None = None,
                progress: bool = True) -> tuple[Params, dict]:
     """Meta-train an initialisation with ``method`` in ``("maml", "fomaml", "reptile")``.
 
@@ -339,6 +370,9 @@ def meta_train(forward, params: Params, pool: ClassPool, *, method: str = "maml"
     Reptile directions theta - phi (inner SGD on the support set) are averaged and given to Adam
     with ``outer_lr``. Returns (new params, history with ``query_loss`` per iteration and, with
     ``eval_pool``, ``eval_step``/``eval_accuracy``: query accuracy after ``inner_steps`` steps).
+    ``eval_batch`` (a stacked task batch, e.g. fixed meta-test tasks) is evaluated instead of tasks
+    drawn from ``eval_pool``; it draws nothing from ``generator``, so the training tasks stay those
+    of a run without evaluation. ``eval_steps`` (default ``inner_steps``) sets the evaluation's steps.
     """
     check_choice("method", method, METHODS)
     check_int("meta_iterations", meta_iterations, minimum=1)
@@ -348,8 +382,9 @@ def meta_train(forward, params: Params, pool: ClassPool, *, method: str = "maml"
     params = [p.detach().clone().requires_grad_(True) for p in params]
     optimizer = torch.optim.Adam(params, lr=outer_lr)
     history = {"query_loss": [], "eval_step": [], "eval_accuracy": []}
-    eval_set = None
-    if eval_pool is not None:
+    eval_set = eval_batch
+    eval_steps = inner_steps if eval_steps is None else check_int("eval_steps", eval_steps, minimum=0)
+    if eval_set is None and eval_pool is not None:
         eval_set = stack_tasks([sample_task(eval_pool, n_way=n_way, k_shot=k_shot, n_query=n_query,
                                             generator=generator) for _ in range(eval_tasks)])
     for it in progress_bar(range(meta_iterations), desc=method, disable=not progress, leave=False):
@@ -367,34 +402,106 @@ def meta_train(forward, params: Params, pool: ClassPool, *, method: str = "maml"
         optimizer.step()
         history["query_loss"].append(loss)
         if eval_set is not None and ((it + 1) % eval_every == 0 or it + 1 == meta_iterations):
-            curve = adaptation_curve(forward, params, eval_set, inner_lr=inner_lr, max_steps=inner_steps)
+            curve = adaptation_curve(forward, params, eval_set, inner_lr=inner_lr, max_steps=eval_steps)
             history["eval_step"].append(it + 1)
             history["eval_accuracy"].append(float(curve[-1]))
     return [p.detach().requires_grad_(True) for p in params], history
 
 
-def plot_adaptation(curves: dict, method: str | None = None, *, chance: float | None = None, title: str = ""):
+def task_confidence_intervals(per_task: torch.Tensor, *, level: float = 0.95) -> tuple[torch.Tensor, torch.Tensor]:
+    """Student-t confidence interval of the mean over tasks, per step, for ``per_task`` [steps, n_tasks]
+    (from :func:`adaptation_curve` with ``per_task=True``). Returns (lower, upper), each [steps].
+
+    The interval is over test tasks for *one* meta-trained initialisation: it says how well 50 tasks
+    pin down that initialisation's mean accuracy, not how much another meta-training run would differ."""
+    from ..stats import paired_t_ci
+
+    rows = [paired_t_ci(row.tolist(), level=level) for row in per_task]
+    return (torch.tensor([r[1] for r in rows], dtype=torch.float64),
+            torch.tensor([r[2] for r in rows], dtype=torch.float64))
+
+
+def _color(name: str, k: int) -> str:
+    """The colour of an initialisation; a variant named "maml (...)" keeps the colour of "maml"."""
+    return COLORS.get(name, COLORS.get(name.split(" ")[0], f"C{4 + k}"))
+
+
+def plot_adaptation(curves: dict, method: str | None = None, *, chance: float | None = None, title: str = "",
+                    bands: dict | None = None, dashed: Sequence[str] = ()):
     """Query accuracy against adaptation steps for each initialisation (``curves[name]`` from
-    :func:`adaptation_curve`), ``method`` highlighted. Returns the Figure."""
+    :func:`adaptation_curve`), ``method`` highlighted; ``bands[name] = (lower, upper)`` shades a
+    confidence interval (:func:`task_confidence_intervals`); curves named in ``dashed`` are drawn dashed (a
+    variant of a method keeps the method's colour, :data:`COLORS`). Returns the Figure."""
     import matplotlib.pyplot as plt
 
     if not curves:
         raise ValueError("curves must not be empty")
     if method is not None and method not in curves:
         raise ValueError(f"method={method!r} has no curve; available: {sorted(curves)}")
-    fig, ax = plt.subplots(figsize=(6, 3.6))
-    for name, curve in curves.items():
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    for k, (name, curve) in enumerate(curves.items()):
         values = [float(v) for v in curve]
         bold = method is None or name == method
-        ax.plot(range(len(values)), values, "o-", markersize=3, label=name,
+        steps = range(len(values))
+        ax.plot(steps, values, "o--" if name in dashed else "o-", markersize=3, label=name, color=_color(name, k),
                 linewidth=2.5 if bold else 1, alpha=1.0 if bold else 0.45)
+        if bands and name in bands and bold:
+            lo, hi = bands[name]
+            ax.fill_between(steps, [float(v) for v in lo], [float(v) for v in hi], color=_color(name, k), alpha=0.15,
+                            linewidth=0)
     if chance is not None:
         ax.axhline(chance, color="grey", linestyle="--", linewidth=1, label="chance")
     ax.set_xlabel("gradient steps on the support set")
-    ax.set_ylabel("query accuracy (meta-test tasks)")
+    ax.set_ylabel("query accuracy (fraction correct)")
+    ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize="small")
+    ax.legend(fontsize=9, loc="upper left", bbox_to_anchor=(1.01, 1.0), title="95 % CI over tasks" if bands else None,
+              title_fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def plot_paired_differences(rows: dict, *, title: str = ""):
+    """Forest plot of paired differences: ``rows[label] = (mean, lower, upper)`` (e.g. from
+    :func:`snnlab.stats.paired_t_ci`), one horizontal interval per comparison, zero marked. Returns the Figure."""
+    import matplotlib.pyplot as plt
+
+    if not rows:
+        raise ValueError("rows must not be empty")
+    fig, ax = plt.subplots(figsize=(7, 0.5 + 0.55 * len(rows)))
+    for k, (label, (mean, lo, hi)) in enumerate(rows.items()):
+        first = label.split(" - ")[0]
+        ax.errorbar([mean], [k], xerr=[[mean - lo], [hi - mean]], fmt="o", capsize=4,
+                    color=_color(first, k))
+    ax.axvline(0.0, color="grey", linestyle="--", linewidth=1)
+    ax.set_yticks(range(len(rows)), list(rows))
+    ax.set_ylim(-0.6, len(rows) - 0.4)
+    ax.invert_yaxis()
+    ax.set_xlabel("difference in query accuracy (fraction correct), 95 % CI")
+    ax.set_ylabel("paired comparison")
+    ax.set_title(title)
+    ax.grid(alpha=0.3, axis="x")
+    fig.tight_layout()
+    return fig
+
+
+def plot_meta_training(histories: dict, *, window: int = 20):
+    """Running mean (``window`` iterations) of each method's query loss after adaptation during
+    meta-training (``histories[method]["query_loss"]`` from :func:`meta_train`). Returns the Figure."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 3.4))
+    for k, (name, h) in enumerate(histories.items()):
+        loss = torch.tensor(h["query_loss"], dtype=torch.float64)
+        w = max(1, min(window, len(loss)))
+        smooth = loss.unfold(0, w, 1).mean(1)
+        ax.plot(range(w, len(loss) + 1), smooth.tolist(), label=name, color=_color(name, k))
+    ax.set_xlabel("meta-iteration")
+    ax.set_ylabel(f"query loss (nats, mean of {window})")
+    ax.set_title("meta-training: query loss after adaptation (meta-train classes)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=9, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     return fig
 
@@ -405,14 +512,16 @@ def plot_first_order_gap(inner_lrs: Sequence[float], gaps: Sequence[float], cosi
     (precomputed), with ``inner_lr`` marked. Returns the Figure."""
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 3.4))
-    ax.plot(inner_lrs, gaps, "o-", label="relative gap |MAML - FOMAML| / |MAML|")
-    ax.plot(inner_lrs, cosines, "s-", label="cos(MAML, FOMAML)")
+    fig, ax = plt.subplots(figsize=(7, 3.4))
+    ax.plot(inner_lrs, gaps, "o-", color="C4", label="relative gap\n|MAML - FOMAML| / |MAML|")
+    ax.plot(inner_lrs, cosines, "s-", color="C5", label="cos(MAML, FOMAML)")
     if inner_lr is not None:
-        ax.axvline(inner_lr, color="C3", linestyle=":")
-    ax.set_xlabel("inner learning rate alpha")
+        ax.axvline(inner_lr, color="C3", linestyle=":", label=f"inner lr = {inner_lr:g}")
+    ax.set_xlabel("inner learning rate alpha (per step)")
+    ax.set_ylabel("gap, cosine (dimensionless)")
+    ax.set_ylim(-0.05, 1.05)
     ax.set_title("what first-order MAML drops: -alpha H_S g_Q")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize="small")
+    ax.legend(fontsize=9, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     return fig

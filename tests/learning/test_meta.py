@@ -239,3 +239,69 @@ def test_pools_tasks_and_init_on_cpu_device_equal_the_default(assert_same):
     assert task.y_support.device == on_cpu[1].images[0].device
     assert_same(M.init_mlp([64, 7, 5], generator=torch.Generator().manual_seed(1), input_gain=3.0, device="cpu"),
                 M.init_mlp([64, 7, 5], generator=torch.Generator().manual_seed(1), input_gain=3.0))
+
+
+def test_per_task_curves_average_to_the_curve_and_give_intervals_around_it():
+    train, test = M.digits_class_pools(0)
+    g = torch.Generator().manual_seed(1)
+    params = M.init_mlp([64, 8, 5], generator=g)
+    tasks = M.stack_tasks([M.sample_task(test, generator=g) for _ in range(6)])
+    mean = M.adaptation_curve(M.mlp_forward, params, tasks, inner_lr=0.4, max_steps=3)
+    each = M.adaptation_curve(M.mlp_forward, params, tasks, inner_lr=0.4, max_steps=3, per_task=True)
+    assert each.shape == (4, 6)
+    torch.testing.assert_close(each.mean(1), mean)
+    one = M.adaptation_curve(M.mlp_forward, params, M.FewShotTask(*(t[2] for t in (
+        tasks.x_support, tasks.y_support, tasks.x_query, tasks.y_query))), inner_lr=0.4, max_steps=3, per_task=True)
+    torch.testing.assert_close(one[:, 0], each[:, 2])   # a single task adapts like its copy in the batch
+    lo, hi = M.task_confidence_intervals(each)
+    assert torch.all(lo <= mean + 1e-12) and torch.all(mean <= hi + 1e-12)
+
+
+def test_eval_batch_does_not_change_the_training_tasks():
+    train, test = M.digits_class_pools(0)
+    params = M.init_mlp([64, 8, 5], generator=torch.Generator().manual_seed(0))
+    fixed = M.stack_tasks([M.sample_task(test, generator=torch.Generator().manual_seed(i)) for i in range(3)])
+    kw = dict(method="fomaml", meta_iterations=4, meta_batch=2, inner_lr=0.3, inner_steps=2, outer_lr=1e-2,
+              progress=False)
+    plain, _ = M.meta_train(M.mlp_forward, params, train, generator=torch.Generator().manual_seed(1), **kw)
+    evald, hist = M.meta_train(M.mlp_forward, params, train, generator=torch.Generator().manual_seed(1),
+                               eval_batch=fixed, eval_every=2, eval_steps=3, **kw)
+    for a, b in zip(plain, evald):
+        torch.testing.assert_close(a, b)
+    assert hist["eval_step"] == [2, 4]
+    expected = M.adaptation_curve(M.mlp_forward, evald, fixed, inner_lr=0.3, max_steps=3)[-1]
+    assert hist["eval_accuracy"][-1] == pytest.approx(float(expected))
+
+
+def test_meta_figures_are_readable():
+    from snnlab.plots import figure_problems
+
+    curves = {"scratch": torch.linspace(0.2, 0.5, 4), "maml": torch.linspace(0.2, 0.7, 4)}
+    bands = {k: (v - 0.05, v + 0.05) for k, v in curves.items()}
+    figs = [M.plot_adaptation(curves, chance=0.2, bands=bands), M.plot_adaptation(curves, "maml"),
+            M.plot_first_order_gap([0.0, 0.1], [0.0, 0.2], [1.0, 0.9], 0.1),
+            M.plot_paired_differences({"maml - scratch": (0.2, 0.1, 0.3), "maml - fomaml": (0.1, 0.0, 0.2)}),
+            M.plot_meta_training({"maml": {"query_loss": [1.6, 1.5, 1.4]}, "fomaml": {"query_loss": [1.6, 1.6, 1.5]}},
+                                 window=2)]
+    for fig in figs:
+        assert figure_problems(fig) == []
+
+
+@pytest.mark.parametrize("steps", [1, 3])
+def test_quadratic_task_has_the_closed_form_meta_gradients(steps):
+    g = torch.Generator().manual_seed(7)
+    d = 3
+    qa, qb = torch.randn(d, d, generator=g, dtype=torch.float64), torch.randn(d, d, generator=g, dtype=torch.float64)
+    A, B = qa @ qa.T + torch.eye(d, dtype=torch.float64), qb @ qb.T + torch.eye(d, dtype=torch.float64)
+    a, b, theta = (torch.randn(d, generator=g, dtype=torch.float64) for _ in range(3))
+    alpha = 0.05
+    task = M.quadratic_task(A, a, B, b)
+    params = [theta.clone().requires_grad_(True)]
+    g2, _ = M.maml_meta_gradient(M.quadratic_forward, params, task, inner_lr=alpha, inner_steps=steps,
+                                 loss_fn=M.value_loss)
+    g1, _ = M.maml_meta_gradient(M.quadratic_forward, params, task, inner_lr=alpha, inner_steps=steps,
+                                 second_order=False, loss_fn=M.value_loss)
+    J = torch.linalg.matrix_power(torch.eye(d, dtype=torch.float64) - alpha * A, steps)
+    fo = B @ (a + J @ (theta - a) - b)
+    torch.testing.assert_close(g1[0], fo)
+    torch.testing.assert_close(g2[0], J.T @ fo)
