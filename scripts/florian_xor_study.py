@@ -83,7 +83,9 @@ def markdown(out: dict, args) -> str:
         "Success: after training (learning paused, 5 test presentations of each pattern), the lowest output "
         "rate for (0,1), (1,0) is above the highest for (0,0), (1,1). 95% intervals: Wilson for the success "
         "rate, t for the mean margin. Delayed reward: each output spike's reward (+1 target 1, -1 target 0) "
-        f"reaches the synapses {args.delay_ms} ms later.",
+        f"reaches the synapses {args.delay_ms} ms later. Chance level of the criterion with exchangeable random "
+        "rates: 1/6 = 17% (temporal coding: 2 of 4 rates above the other 2); rate coding has (0,0) silent, so "
+        "chance is 1/3 = 33% (both (0,1), (1,0) above (1,1)).",
         "",
         "| coding | rule | reward | solved | success (95% CI) | margin (Hz, 95% CI) | rates after (Hz) 00 / 01 / 10 / 11 | paper |",
         "|---|---|---|---|---|---|---|---|",
