@@ -375,8 +375,8 @@ def plot_orderings(runs: dict, *, keys: Sequence[str] = ("w_stdp", "w_mstdp", "w
             ax.plot(res["t"], res[key], linestyle=style, color=color, label=label)
         ax.set_title(key.replace("w_", "w ").upper().replace("W ", "w "))
         ax.set_xlabel("time (ms)")
+        ax.set_ylabel("weight")
         ax.grid(alpha=0.3)
-    axes[0].set_ylabel("weight")
     axes[0].legend(fontsize=8)
     fig.tight_layout()
     return fig
