@@ -88,12 +88,14 @@ class Notebook01Params(_Checked):
     trace_mode: str = "all-to-all"
     n_trials: int = 30
     trial_ms: int = 200
+    xor_epochs: int = 12
+    xor_seeds: int = 2
 
     def __post_init__(self):
         self._ints(seed=0)
         check_choice("ordering", self.ordering, ORDERINGS)
         check_choice("trace_mode", self.trace_mode, TRACE_MODES)
-        self._ints(n_trials=1, trial_ms=10)
+        self._ints(n_trials=1, trial_ms=10, xor_epochs=1, xor_seeds=1)
         self._check_device()
 
 

@@ -333,7 +333,7 @@ def plot_seed_figure(res: dict, *, title: str | None = None):
     import matplotlib.pyplot as plt
 
     t = res["t"]
-    fig, axes = plt.subplots(8, 1, figsize=(7, 10), sharex=True)
+    fig, axes = plt.subplots(8, 1, figsize=(8, 10), sharex=True)
     panels = [
         ("pre", "pre spikes", "k"), ("post", "post spikes", "k"), (None, "traces", None),
         ("reward", "reward r", "tab:purple"), ("eligibility", "z (MSTDPET)", "tab:green"),
@@ -348,7 +348,7 @@ def plot_seed_figure(res: dict, *, title: str | None = None):
             ax.plot(t, res["x_pre"], color="tab:blue", label="$P^+$ (pre)")
             ax.plot(t, res["x_post"], color="tab:red", label="$P^-$ (post)")
             ax.axhline(0, color="grey", lw=0.5)
-            ax.legend(loc="upper right", fontsize="x-small", ncol=2)
+            ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
         elif key == "reward":
             ax.step(t, res[key], where="post", color=color)
             ax.set_ylim(-1.3, 1.3)
@@ -371,50 +371,83 @@ def plot_orderings(runs: dict, *, keys: Sequence[str] = ("w_stdp", "w_mstdp", "w
     fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3), sharex=True)
     axes = np.atleast_1d(axes)
     for ax, key in zip(axes, keys):
-        for (label, res), style in zip(runs.items(), ("-", "--", ":", "-.")):
-            ax.plot(res["t"], res[key], linestyle=style, label=label)
+        for (label, res), style, color in zip(runs.items(), ("-", "--", ":", "-."), ("k", "tab:gray", "tab:olive", "tab:cyan")):
+            ax.plot(res["t"], res[key], linestyle=style, color=color, label=label)
         ax.set_title(key.replace("w_", "w ").upper().replace("W ", "w "))
         ax.set_xlabel("time (ms)")
+        ax.set_ylabel("weight")
         ax.grid(alpha=0.3)
-    axes[0].set_ylabel("weight")
-    axes[0].legend(fontsize="x-small")
+    axes[0].legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+RULE_COLORS = {"MSTDP": "tab:orange", "MSTDPET": "tab:red"}  # one colour per rule in notebook 01
 
 
 def plot_reward_task(results: dict):
     """Learning curves (output spikes per trial and pattern) and rates before/after, per rule.
 
-    ``results`` maps a label to a :func:`run_reward_task` result. Returns the Figure."""
+    ``results`` maps a label (``"MSTDP"``, ``"MSTDPET"``) to a :func:`run_reward_task` result; each rule
+    keeps its colour of the seed figure (MSTDP orange, MSTDPET red), patterns differ by line style.
+    Returns the Figure."""
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
-    fig, axes = plt.subplots(1, len(results) + 1, figsize=(4 * (len(results) + 1), 3))
+    fig, axes = plt.subplots(1, len(results) + 1, figsize=(4.2 * (len(results) + 1), 3.4))
     for ax, (label, res) in zip(axes, results.items()):
+        color = RULE_COLORS.get(label.upper(), "k")
         for k, (pattern, target) in enumerate(zip(res["patterns"], res["targets"])):
-            ax.plot(np.arange(1, len(res["counts"]) + 1), res["counts"][:, k],
+            ax.plot(np.arange(1, len(res["counts"]) + 1), res["counts"][:, k], color=color,
                     label=f"{tuple(int(b) for b in pattern)} -> {int(target)}", linestyle="-" if target else "--")
         ax.set_title(label)
         ax.set_xlabel("trial")
         ax.set_ylabel("output spikes / trial")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
-        ax.legend(fontsize="x-small")
+        ax.legend(fontsize=8, loc="best")
     ax = axes[-1]
     labels = list(results)
     n_pat = len(next(iter(results.values()))["targets"])
     width = 0.8 / (2 * len(labels))
     for i, label in enumerate(labels):
         res = results[label]
+        color = RULE_COLORS.get(label.upper(), "k")
         x = np.arange(n_pat)
-        ax.bar(x + (2 * i) * width, res["rate_before_hz"], width, label=f"{label} before", alpha=0.5)
-        ax.bar(x + (2 * i + 1) * width, res["rate_after_hz"], width, label=f"{label} after")
+        ax.bar(x + (2 * i) * width, res["rate_before_hz"], width, color=color, alpha=0.35, label=f"{label} before")
+        ax.bar(x + (2 * i + 1) * width, res["rate_after_hz"], width, color=color, label=f"{label} after")
     first = next(iter(results.values()))
     ax.set_xticks(np.arange(n_pat) + 0.4 - width / 2)
     ax.set_xticklabels([f"{tuple(int(b) for b in p)}->{int(t)}" for p, t in zip(first["patterns"], first["targets"])],
-                       fontsize="small")
+                       fontsize=9)
+    ax.set_xlabel("input pattern -> target")
     ax.set_ylabel("output rate (Hz)")
-    ax.legend(fontsize="x-small")
+    ax.legend(fontsize=8, loc="upper right")
     fig.tight_layout()
     return fig
+
+
+def rate_drift(rule: str, gamma: float, *, pre_hz: float = 40.0, post_hz: float = 100.0, n_steps: int = 2000,
+               n_samples: int = 200, seed: int = 0, device: str | torch.device = "cpu") -> float:
+    """Mean weight change per rewarded post spike when pre and post fire as *independent* Poisson trains.
+
+    The reward is +1 at every post spike (what a target-1 pattern earns), 0 otherwise, so the result is
+    the part of learning that needs no causal pre -> post relation at all: a rate-driven drift. For
+    MSTDP it is about ``gamma E[P+] = gamma p / (1 - e^{-dt/tau+})`` (p = pre_hz dt / 1000); for MSTDPET
+    about ``gamma E[P+] / tau_z`` (only the same-step part of z correlates with the reward).
+    Uses :func:`snnlab.plasticity.florian.simulate` on ``n_samples`` independent synapses.
+    """
+    check_choice("rule", rule, ("mstdp", "mstdpet"))
+    gen = torch.Generator().manual_seed(seed)
+    pre = (torch.rand(n_steps, n_samples, 1, generator=gen) < pre_hz / 1000.0).double()
+    post = (torch.rand(n_steps, n_samples, 1, generator=gen) < post_hz / 1000.0).double()
+    params = FlorianParams(gamma=gamma)
+    w0 = torch.zeros(1, 1, dtype=torch.float64)
+    with limit_threads(1):
+        run = simulate(rule, pre.to(device), post.to(device), w0.to(device), reward=post[:, :, 0].to(device),
+                       params=params, per_sample_eligibility=(rule == "mstdpet"), record=False)
+    return float(run.w[-1, 0, 0].cpu()) / float(post.sum())
 
 
 # Spike-time presets for the interactive demo (ms): name -> (pre times, post times).
