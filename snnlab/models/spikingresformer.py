@@ -416,3 +416,42 @@ def layer_report(model: SpikingResformer, x: torch.Tensor, *, training: bool = F
             h.remove()
         model.train(was_training)
     return rows
+
+
+@torch.no_grad()
+def dssa_signals(block: DSSA, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Run one DSSA block once in training mode on ``x`` ``[T, B, C, H, W]`` and return what it computes
+    on the way to its attention map (its neurons are reset first; like any training step, the call
+    updates the block's BN statistics and firing-rate EMAs).
+
+    Returns:
+        ``s``: the input spikes ``S = LIF(X)`` ``[T, B, C, H, W]``; ``y``: ``BN(Conv_{p x p}(S))``
+        ``[T, B, 2C, H/p, W/p]`` (its first ``C`` channels of each head's ``2C/h`` are ``Y_1``);
+        ``rate_x``: the rate ``r_x`` the scaling used, per head ``[1, 1, h, 1, 1]`` (the batch's own
+        rate on a block's first training call, the EMA afterwards); ``attn_input``: the input of the
+        attention neuron, ``Y_1^T S / sqrt(r_x C / h)`` ``[T, B, h, N', H W]``; ``attn``: its spikes ``A``.
+    """
+    if x.dim() != 5 or x.shape[2] != block.dim:
+        raise ValueError(f"x must be [T, B, {block.dim}, H, W], got shape {tuple(x.shape)}")
+    seen: dict[str, torch.Tensor] = {}
+
+    def keep(name: str, use_input: bool = False):
+        def hook(module, inputs, output):
+            seen[name] = (inputs[0] if use_input else output).detach().clone()
+        return hook
+
+    handles = [block.act_in.register_forward_hook(keep("s")), block.norm.register_forward_hook(keep("y")),
+               block.act_attn.register_forward_hook(keep("attn_input", use_input=True)),
+               block.act_attn.register_forward_hook(keep("attn"))]
+    was_training = block.training
+    block.train(True)
+    try:
+        functional.reset_net(block)
+        block(x)
+    finally:
+        for h in handles:
+            h.remove()
+        block.train(was_training)
+        functional.reset_net(block)
+    seen["rate_x"] = block.rate_x.detach().clone()
+    return seen

@@ -7,7 +7,7 @@ from spikingjelly.activation_based import neuron, surrogate
 
 import snnlab  # noqa: F401
 from snnlab.models.spikingresformer import (DSSA, PUBLISHED_PARAMS_M, DropPath, build_config, count_parameters,
-                                            layer_report, make_neuron, spikingresformer)
+                                            dssa_signals, layer_report, make_neuron, spikingresformer)
 
 
 @pytest.mark.parametrize("variant", ["ti", "s", "m", "l", "cifar"])
@@ -77,6 +77,26 @@ def test_dssa_matches_equations():
     z = torch.nn.functional.batch_norm(z, None, None, blk.norm_proj.weight, blk.norm_proj.bias, training=True)
     torch.testing.assert_close(out, z.view(T, B, C, H, W) + x)
     torch.testing.assert_close(blk.rate_x, r_x)            # the EMA starts at the first batch's rate
+
+
+def test_dssa_signals_returns_the_scaled_attention_input():
+    torch.manual_seed(2)
+    T, B, C, H, W, h, p = 4, 2, 8, 4, 4, 2, 2
+    blk = DSSA(C, h, (H // p) ** 2, p).eval()
+    x = torch.randn(T, B, C, H, W) * 1.5
+    sig = dssa_signals(blk, x)
+    assert not blk.training                                # the mode is restored
+    s, y = sig["s"], sig["y"]
+    assert s.shape == (T, B, C, H, W) and y.shape == (T, B, 2 * C, H // p, W // p)
+    torch.testing.assert_close(s, make_neuron()(x))        # S = LIF(X), fresh neuron
+    sh = s.view(T, B, h, C // h, H * W)
+    r_x = sh.mean((0, 1, 3, 4), keepdim=True)              # first training call: the batch's own rate
+    torch.testing.assert_close(sig["rate_x"], r_x)
+    y1 = y.reshape(T, B, h, 2 * C // h, -1)[:, :, :, : C // h]
+    torch.testing.assert_close(sig["attn_input"], y1.transpose(-1, -2) @ sh / torch.sqrt(r_x * (C // h)))
+    assert sig["attn"].shape == sig["attn_input"].shape and set(sig["attn"].unique().tolist()) <= {0.0, 1.0}
+    with pytest.raises(ValueError, match="x must be"):
+        dssa_signals(blk, torch.zeros(T, B, C + 1, H, W))
 
 
 def test_dssa_rate_ema_momentum():
