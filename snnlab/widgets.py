@@ -44,7 +44,7 @@ def has_frontend() -> bool:
 
 
 #: name suffix -> unit shown in the control's label (``tau_ms`` is labelled ``tau (ms)``)
-UNIT_SUFFIXES = {"_ms": "ms", "_s": "s", "_hz": "Hz", "_mv": "mV", "_pct": "%", "_deg": "deg"}
+UNIT_SUFFIXES = {"_ms": "ms", "_steps": "steps", "_s": "s", "_hz": "Hz", "_mv": "mV", "_pct": "%", "_deg": "deg"}
 
 
 def control_label(name: str) -> str:
