@@ -86,6 +86,8 @@ def markdown(study: dict) -> str:
         lines.append(f"| {cond} | {row['n']} | {row['mean']:.2f} | {row['sd']:.2f} | {row['min']:.2f} | "
                      f"{row['max']:.2f} | {', '.join(f'{s:.2f}' for s in row['scores'])} | {share} | "
                      f"{row['total_abs_dw_mean']:.2e} |")
+    if study.get("note"):
+        lines += ["", study["note"]]
     return "\n".join(lines) + "\n"
 
 
@@ -97,17 +99,32 @@ def main(argv=None) -> int:
     parser.add_argument("--long-iti-ms", type=float, default=1000.0)
     parser.add_argument("--conditions", nargs="+", choices=CONDITIONS, default=list(CONDITIONS))
     parser.add_argument("--out", type=Path, required=True, help="output stem: writes STEM.json and STEM.md")
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the runs already in STEM.json (same n_trials and delay) and skip their (seed, condition)")
     args = parser.parse_args(argv)
     utils.limit_threads(1).apply()
-    study = {"command": "python scripts/nb06_control_study.py " + shlex.join(sys.argv[1:] if argv is None else argv),
-             "n_trials": args.n_trials, "delay_ms": args.delay_ms, "long_iti_ms": args.long_iti_ms,
-             "versions": utils.package_versions(), "runs": []}
+    command = "python scripts/nb06_control_study.py " + shlex.join(sys.argv[1:] if argv is None else argv)
+    study = {"command": command, "commands": [command], "n_trials": args.n_trials, "delay_ms": args.delay_ms,
+             "long_iti_ms": args.long_iti_ms, "versions": utils.package_versions(), "runs": []}
+    path = args.out.with_suffix(".json")
+    if args.resume and path.exists():
+        old = json.loads(path.read_text())
+        same = all(old.get(k) == study[k] for k in ("n_trials", "delay_ms", "long_iti_ms"))
+        if not same:
+            parser.error(f"--resume: {path} was made with other n_trials / delay / long ITI")
+        study["runs"] = old["runs"]
+        study["commands"] = old.get("commands", [old["command"]]) + [command]
+        study["command"] = " ; ".join(study["commands"])
+    done = {(r["seed"], r["condition"]) for r in study["runs"]}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     for seed in args.seeds:
         for cond in args.conditions:
+            if (seed, cond) in done:
+                continue
             run = run_condition(cond, seed=seed, n_trials=args.n_trials, delay_ms=args.delay_ms,
                                 long_iti_ms=args.long_iti_ms)
             study["runs"].append(run)
+            study["runs"].sort(key=lambda r: (r["seed"], CONDITIONS.index(r["condition"])))
             print(f"seed {seed} {cond:15s} score {run['score_last']:.2f} before-reward share {run['before_reward_share']:.2f} "
                   f"({run['seconds']:.0f} s)", flush=True)
             study["summary"] = summarise(study["runs"])

@@ -213,7 +213,7 @@ def plot_scaling(results: dict, *, target_rate_hz: float, colors: dict | None = 
         ax.axhline(target_rate_hz, color="k", linestyle="--", label=f"target {target_rate_hz:g} Hz")
         ax.set_xlabel("time (s)")
         ax.set_title(f"{label} ({res['rate_hz'].shape[1]} neurons)", fontsize=10)
-        ax.legend(fontsize=8, loc="upper right")
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(0.0, -0.2), frameon=False)
     axes[0][0].set_ylabel("rate estimate (Hz)")
     fig.tight_layout()
     return fig
