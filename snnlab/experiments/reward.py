@@ -23,7 +23,13 @@ from ..neurons import LIFParams, lif_step
 from ..plasticity.florian import FlorianParams
 from ..utils import check_choice, check_float, check_int
 
-__all__ = ["DelayedRewardTask", "run_delayed_reward_task", "plot_learning", "plot_trial"]
+__all__ = ["DelayedRewardTask", "run_delayed_reward_task", "weight_change_split", "plot_learning", "plot_credit",
+           "plot_trial", "SCORE_WINDOW", "RULE_COLORS"]
+
+#: Trials at the end of a run over which notebook 06 scores a rule (its table and its learning curve).
+SCORE_WINDOW = 20
+#: One colour per rule in every figure of notebook 06.
+RULE_COLORS = {"mstdpet": "tab:blue", "mstdp": "tab:red", "frozen": "tab:grey"}
 
 
 # --------------------------------------------------------------------------- the delayed-reward task
@@ -80,7 +86,10 @@ def run_delayed_reward_task(*, task: DelayedRewardTask = DelayedRewardTask(), n_
     Returns a dict: ``correct`` [n_trials] (1 correct, 0 wrong or no spike), ``reward`` [n_trials],
     ``pattern`` and ``action`` [n_trials] (action -1: no output spike), ``w`` (final ``[n_actions,
     n_inputs]``), ``w0``, ``group_w`` [n_trials + 1, n_actions, n_patterns] (mean weight from each
-    input group to each output, before and after every trial), and for each trial index in
+    input group to each output, before and after every trial), ``group_dw_before_reward``
+    [n_trials, n_actions, n_patterns] (the part of each trial's change of ``group_w`` made before its
+    own reward arrives: the dopamine then is what is left of earlier trials' rewards),
+    ``dopamine_at_stimulus`` [n_trials] (d at the first step of each trial), and for each trial index in
     ``record_trials`` a dict with ``pre`` [T, n_inputs], ``post`` [T, n_actions], ``dopamine`` [T],
     ``z_group`` [T, n_actions, n_patterns] (mean eligibility per group) under ``trials[k]``.
     """
@@ -109,6 +118,8 @@ def run_delayed_reward_task(*, task: DelayedRewardTask = DelayedRewardTask(), n_
     rewards = torch.zeros(n_trials)
     actions = torch.full((n_trials,), -1, dtype=torch.long)
     group_w = [w @ group_mean]
+    group_dw_before_reward = torch.zeros(n_trials, n_out, task.n_patterns)
+    dopamine_at_stimulus = torch.zeros(n_trials)
     trials = {}
     for trial in progress_bar(range(n_trials), disable=not progress, desc=f"R-STDP ({rule})", leave=False):
         p = int(patterns[trial])
@@ -120,6 +131,7 @@ def run_delayed_reward_task(*, task: DelayedRewardTask = DelayedRewardTask(), n_
         log = {"pre": [], "post": [], "dopamine": [], "z_group": []} if rec else None
         r_trial = 0.0
         post = torch.zeros(1, n_out, device=device)
+        w_trial_start = w
         for k in range(n_steps):
             pre = pre_all[k]
             # lateral inhibition from the previous step's output spikes, then the feed-forward input
@@ -138,6 +150,10 @@ def run_delayed_reward_task(*, task: DelayedRewardTask = DelayedRewardTask(), n_
             dw, state = rstdp_step(pre, post, state, w, reward_pulse=pulse, rule=rule, params=params,
                                    dopamine=dopamine, dt=dt)
             w = w + dw
+            if k == 0:
+                dopamine_at_stimulus[trial] = float(state.dopamine)
+            if k == reward_step - 1:
+                group_dw_before_reward[trial] = ((w - w_trial_start) @ group_mean).cpu()
             if rec:
                 log["pre"].append(pre[0])
                 log["post"].append(post[0])
@@ -151,34 +167,87 @@ def run_delayed_reward_task(*, task: DelayedRewardTask = DelayedRewardTask(), n_
             trials[trial] = {key: torch.stack(val).cpu() for key, val in log.items()}
             trials[trial].update(pattern=p, reward_step=reward_step, steps_stim=steps_stim)
     return {"correct": correct, "reward": rewards, "pattern": patterns, "action": actions, "w": w.cpu(),
-            "w0": w0.cpu(), "group_w": torch.stack(group_w).cpu(), "trials": trials, "rule": rule}
+            "w0": w0.cpu(), "group_w": torch.stack(group_w).cpu(), "group_dw_before_reward": group_dw_before_reward,
+            "dopamine_at_stimulus": dopamine_at_stimulus, "trials": trials, "rule": rule}
 
 
-# --------------------------------------------------------------------------- figures (notebook 06)
-def plot_learning(results: dict, *, window: int = 10):
-    """Left: running fraction correct per rule; right: mean weight from each pattern group to each action."""
+# --------------------------------------------------------------------------- analysis and figures (notebook 06)
+#: Colours of the four input-group -> action pairs (not a rule's colour: those are RULE_COLORS).
+PAIR_COLORS = ("tab:green", "tab:orange", "tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan", "k")
+
+
+def weight_change_split(result: dict) -> tuple[float, float]:
+    """Where a run's learning happened: ``(before each trial's reward, from the reward on)``.
+
+    Sums of |change of the group-mean weights| (``group_w``) over trials and (action, pattern) pairs:
+    the first part is made during the stimulus and the delay, before the trial's own reward (the
+    dopamine then is only what is left of earlier trials' rewards); the second from the reward step to
+    the end of the trial's inter-trial interval.
+    """
+    before = result["group_dw_before_reward"]
+    after = result["group_w"][1:] - result["group_w"][:-1] - before
+    return float(before.abs().sum()), float(after.abs().sum())
+
+
+def _rule_color(res: dict) -> str:
+    return RULE_COLORS.get(res.get("rule", ""), "k")
+
+
+def plot_learning(results: dict, *, window: int = SCORE_WINDOW, linestyles: dict | None = None):
+    """Left: running fraction correct per run (over the last ``window`` trials, as the notebook's table),
+    coloured by rule (``RULE_COLORS``), with an optional line style per run label; right: mean weight
+    from each pattern group to each action for the first run."""
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.2))
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.4))
     for label, res in results.items():
         c = res["correct"].numpy()
         k = min(window, len(c))
         running = [c[max(0, i - k + 1):i + 1].mean() for i in range(len(c))]
-        ax1.plot(range(1, len(c) + 1), running, label=label)
-    ax1.axhline(0.5, color="grey", linestyle=":", label="chance")
+        ax1.plot(range(1, len(c) + 1), running, label=label, color=_rule_color(res),
+                 linestyle=(linestyles or {}).get(label, "-"))
+    ax1.axhline(0.5, color="grey", linestyle=":", label="chance (0.5)")
     ax1.set_xlabel("trial")
-    ax1.set_ylabel(f"fraction correct (last {window})")
+    ax1.set_ylabel(f"fraction correct (last {window} trials)")
     ax1.set_ylim(-0.02, 1.02)
-    ax1.legend(fontsize="small")
+    ax1.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax1.legend(fontsize=8, loc="upper left", bbox_to_anchor=(0.0, -0.25), ncol=2, frameon=False)
     first = next(iter(results.values()))
     gw = first["group_w"]
+    n_pat = gw.shape[2]
     for a in range(gw.shape[1]):
-        for p in range(gw.shape[2]):
-            ax2.plot(gw[:, a, p], label=f"pattern {p} -> action {a}", linestyle="-" if a == p % gw.shape[1] else "--")
+        for p in range(n_pat):
+            ax2.plot(gw[:, a, p], label=f"pattern {p} -> action {a}", color=PAIR_COLORS[(a * n_pat + p) % len(PAIR_COLORS)],
+                     linestyle="-" if a == p % gw.shape[1] else "--")
     ax2.set_xlabel("trial")
-    ax2.set_ylabel("mean weight")
-    ax2.set_title(next(iter(results)))
-    ax2.legend(fontsize="small")
+    ax2.set_ylabel("mean weight (threshold units)")
+    ax2.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax2.set_title(next(iter(results)), fontsize=9)
+    ax2.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.tight_layout()
+    return fig
+
+
+def plot_credit(results: dict):
+    """Bars: each run's total |weight change| before and after each trial's reward (:func:`weight_change_split`)."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 3))
+    names = list(results)
+    width = 0.38
+    for i, name in enumerate(names):
+        before, after = weight_change_split(results[name])
+        color = _rule_color(results[name])
+        ax.bar(i - width / 2, before, width, color=color, alpha=0.35, hatch="//", edgecolor=color,
+               label="before the trial's reward\n(earlier trials' dopamine)" if i == 0 else None)
+        ax.bar(i + width / 2, after, width, color=color, edgecolor=color,
+               label="from the trial's own reward on" if i == 0 else None)
+    ax.set_xticks(range(len(names)), names)
+    ax.set_yscale("log")
+    ax.set_ylabel("total |change of mean weights|\n(threshold units, log)")
+    ax.set_xlabel("rule")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     return fig
 
@@ -189,25 +258,27 @@ def plot_trial(trial: dict, *, dt: float = 1.0):
 
     from ..plots import raster
 
-    fig, axes = plt.subplots(4, 1, figsize=(8, 6.5), sharex=True,
+    fig, axes = plt.subplots(4, 1, figsize=(9, 6.5), sharex=True,
                              gridspec_kw={"height_ratios": [2, 0.8, 1, 1.4]})
     raster(trial["pre"], dt=dt, ax=axes[0], markersize=3)
-    axes[0].set_ylabel("input")
+    axes[0].set_ylabel("input neuron")
     axes[0].axvspan(0, trial["steps_stim"] * dt, color="tab:green", alpha=0.1, label="stimulus")
-    axes[0].legend(fontsize="small", loc="upper right")
+    axes[0].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     raster(trial["post"], dt=dt, ax=axes[1], markersize=6, color="tab:red")
     axes[1].set_ylabel("action")
     t = torch.arange(trial["dopamine"].shape[0]) * dt
     axes[2].plot(t, trial["dopamine"], color="tab:purple")
     axes[2].set_ylabel("dopamine d")
     z = trial["z_group"]
+    n_pat = z.shape[2]
     for a in range(z.shape[1]):
-        for p in range(z.shape[2]):
-            axes[3].plot(t, z[:, a, p], label=f"z: pattern {p} -> action {a}")
+        for p in range(n_pat):
+            axes[3].plot(t, z[:, a, p], label=f"pattern {p} -> action {a}",
+                         color=PAIR_COLORS[(a * n_pat + p) % len(PAIR_COLORS)])
     axes[3].axvline(trial["reward_step"] * dt, color="k", linestyle=":", label="reward")
-    axes[3].set_ylabel("eligibility")
+    axes[3].set_ylabel("mean z (1/ms)")
     axes[3].set_xlabel("time in trial (ms)")
-    axes[3].legend(fontsize="small", loc="upper right")
+    axes[3].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     for ax in axes[:3]:
         ax.set_xlabel("")
     fig.tight_layout()

@@ -198,17 +198,22 @@ def simulate_scaling(*, n_in: int = 100, n_out: int = 20, input_rate_hz: float =
             "w0": w0.cpu(), "w": w.cpu()}
 
 
-def plot_scaling(results: dict, *, target_rate_hz: float):
-    """Rate estimates of every neuron against time for named runs (``{"label": simulate_scaling(...)}``)."""
+def plot_scaling(results: dict, *, target_rate_hz: float, colors: dict | None = None):
+    """Rate estimates of every neuron against time for named runs (``{"label": simulate_scaling(...)}``).
+
+    ``colors`` maps a run's label to its line colour (default: grey for a label containing "no scaling",
+    green otherwise: one colour per method in notebook 06).
+    """
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(results), figsize=(5 * len(results), 3), squeeze=False, sharey=True)
     for ax, (label, res) in zip(axes[0], results.items()):
-        ax.plot(res["t_ms"] / 1000.0, res["rate_hz"], color="tab:blue", alpha=0.5, linewidth=0.8)
+        color = (colors or {}).get(label, "tab:grey" if "no scaling" in label else "tab:green")
+        ax.plot(res["t_ms"] / 1000.0, res["rate_hz"], color=color, alpha=0.6, linewidth=0.8)
         ax.axhline(target_rate_hz, color="k", linestyle="--", label=f"target {target_rate_hz:g} Hz")
         ax.set_xlabel("time (s)")
-        ax.set_title(label)
-        ax.legend(fontsize="small")
+        ax.set_title(f"{label} ({res['rate_hz'].shape[1]} neurons)", fontsize=10)
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(0.0, -0.2), frameon=False)
     axes[0][0].set_ylabel("rate estimate (Hz)")
     fig.tight_layout()
     return fig

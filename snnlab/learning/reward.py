@@ -52,8 +52,10 @@ class DopamineParams:
 
     Attributes:
         tau_da_ms: decay of the dopamine concentration, ms, > 0. Izhikevich (2007) used 200 ms; the
-            default here is 100 ms so that one trial's dopamine has decayed (e^{-3}) before the next
-            stimulus of the task below, which keeps the no-eligibility control honest.
+            default here is 100 ms, so that one trial's dopamine has decayed to e^{-3} = 0.05 when the
+            next stimulus of notebook 06's task starts (300 ms later). That is not nothing: the
+            no-eligibility control (MSTDP) makes almost all its weight change from this remainder
+            meeting the next stimulus (notebook 06, Section 2; ``weight_change_split``).
         baseline: tonic level subtracted before modulating (0: only rewards move weights).
     """
 

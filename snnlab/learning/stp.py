@@ -226,15 +226,18 @@ def plot_stp(U: float = 0.5, tau_d_ms: float = 800.0, tau_f_ms: float = 0.0, rat
     ax1.stem(res["spike_times_ms"].numpy(), res["amplitudes"].numpy(), linefmt="k-", markerfmt="ko", basefmt=" ",
              label="release r = u x")
     ax1.set_xlabel("time (ms)")
-    ax1.set_title(f"U={U:g}, tau_d={tau_d_ms:g} ms, tau_f={tau_f_ms:g} ms, {rate_hz:g} Hz")
-    ax1.legend(fontsize="small", loc="upper right")
+    ax1.set_ylabel("x, u, r (fraction)")
+    ax1.set_ylim(0.0, 1.05)
+    ax1.set_title(f"U={U:g}, tau_d={tau_d_ms:g} ms, tau_f={tau_f_ms:g} ms, {rate_hz:g} Hz", fontsize=10)
+    ax1.legend(fontsize=8, loc="upper left", bbox_to_anchor=(0.0, -0.22), ncol=3, frameon=False)
     rates = torch.logspace(0, 2, 40)
     r_star = [tm_steady_state(float(f), params=params)[2] for f in rates]
     ax2.loglog(rates, r_star, label="closed form r*", color="k")
     ax2.loglog(rates, [r * float(f) for r, f in zip(r_star, rates)], label="r* x rate (transmitted)", color="grey",
                linestyle="--")
     ax2.set_xlabel("input rate (Hz)")
-    ax2.set_title("steady state vs rate")
-    ax2.legend(fontsize="small")
+    ax2.set_ylabel("r* (fraction); r* x rate (Hz)")
+    ax2.set_title("steady state vs rate", fontsize=10)
+    ax2.legend(fontsize=8, loc="upper left", bbox_to_anchor=(0.0, -0.22), ncol=2, frameon=False)
     fig.tight_layout()
     return fig
