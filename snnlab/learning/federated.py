@@ -75,6 +75,9 @@ __all__ = [
     "fedavg_aggregate",
     "client_update",
     "fedavg_round",
+    "local_steps",
+    "setup_clients",
+    "client_deltas",
     "run_fedavg",
     "run_centralised",
     "SecAggParams",
@@ -92,6 +95,7 @@ __all__ = [
     "signsgd_round",
     "run_signsgd",
     "plot_federated",
+    "plot_masking",
     "METHOD_COLORS",
 ]
 
@@ -177,8 +181,17 @@ def fedavg_round(global_model: torch.nn.Module, clients: Sequence[tuple[torch.Te
     return selected
 
 
-def _setup(n_clients: int, iid: bool, shards_per_client: int, config: SpikingMLPConfig, seed: int, device):
-    """The clients' data, the test data, the generator (after the split) and the initial model of a run.
+def local_steps(n_examples: int, params: FedAvgParams) -> int:
+    """SGD steps one client with ``n_examples`` makes per round: E ceil(n_k / B) (B = 0: one per epoch)."""
+    check_int("n_examples", n_examples, minimum=1)
+    batch = params.local_batch_size or n_examples
+    return params.local_epochs * -(-n_examples // batch)
+
+
+def setup_clients(n_clients: int, iid: bool, shards_per_client: int, config: SpikingMLPConfig, seed: int,
+                  device: str | torch.device = "cpu"):
+    """``(clients, data, generator, model)``: the clients' ``(x, y)``, the digits, the generator (after
+    the split) and the initial model of a run, as every ``run_*`` function of this module builds them.
 
     The generator draws the split first, so every method run with the same ``seed``, ``n_clients`` and
     ``iid`` sees the same clients; it then draws the client selection and the batch orders.
@@ -204,7 +217,7 @@ def run_fedavg(*, n_clients: int = 10, rounds: int = 20, iid: bool = False, shar
     and the batch orders are drawn on the CPU from ``seed``.
     """
     check_int("rounds", rounds, minimum=1)
-    clients, data, gen, model = _setup(n_clients, iid, shards_per_client, config, seed, device)
+    clients, data, gen, model = setup_clients(n_clients, iid, shards_per_client, config, seed, device)
     acc = [accuracy(model, data.test.x, data.test.y)]
     for _ in progress_bar(range(rounds), disable=not progress, desc="FedAvg rounds", leave=False):
         fedavg_round(model, clients, params=params, generator=gen)
@@ -362,9 +375,12 @@ def _unflat(vector: torch.Tensor, like: Mapping[str, torch.Tensor]) -> dict:
     return out
 
 
-def _client_deltas(global_model, clients, params: FedAvgParams, generator):
-    """Select clients and run their local training exactly as :func:`fedavg_round` does; return the
-    selected indices, the global state and each client's flat change w^k - w_t."""
+def client_deltas(global_model, clients, params: FedAvgParams, generator):
+    """Select clients and run their local training exactly as :func:`fedavg_round` does.
+
+    Returns ``(selected, start, w0, deltas)``: the selected indices, the global state dict, its flat
+    vector w_t and each selected client's flat change w^k_{t+1} - w_t (parameters in state-dict order).
+    """
     k = len(clients)
     m = max(1, int(round(params.client_fraction * k)))
     selected = sorted(int(i) for i in torch.randperm(k, generator=generator)[:m])
@@ -387,7 +403,7 @@ def secagg_round(global_model: torch.nn.Module, clients: Sequence[tuple[torch.Te
     |secure - plain| over the coordinates and the fraction of clipped coordinates, diagnostics only the
     simulation can compute (the server never sees the plain sum).
     """
-    selected, start, w0, deltas = _client_deltas(global_model, clients, params, generator)
+    selected, start, w0, deltas = client_deltas(global_model, clients, params, generator)
     sizes = [len(clients[i][1]) for i in selected]
     total = float(sum(sizes))
     updates = [(n / total) * d for n, d in zip(sizes, deltas)]
@@ -400,7 +416,7 @@ def secagg_round(global_model: torch.nn.Module, clients: Sequence[tuple[torch.Te
 
 def _run(round_fn, name: str, *, n_clients, rounds, iid, shards_per_client, config, seed, progress, device):
     check_int("rounds", rounds, minimum=1)
-    clients, data, gen, model = _setup(n_clients, iid, shards_per_client, config, seed, device)
+    clients, data, gen, model = setup_clients(n_clients, iid, shards_per_client, config, seed, device)
     acc, info = [accuracy(model, data.test.x, data.test.y)], []
     for t in progress_bar(range(rounds), disable=not progress, desc=f"{name} rounds", leave=False):
         info.append(round_fn(model, clients, gen, t))
@@ -453,7 +469,7 @@ def signsgd_round(global_model: torch.nn.Module, clients: Sequence[tuple[torch.T
     Local training as in :func:`fedavg_round` (same generator draws); each client sends one sign per
     parameter. Returns ``{"selected", "tie_fraction"}`` (parameters whose vote was a tie and stayed put).
     """
-    selected, start, w0, deltas = _client_deltas(global_model, clients, params, generator)
+    selected, start, w0, deltas = client_deltas(global_model, clients, params, generator)
     vote = majority_vote(torch.stack([torch.sign(d) for d in deltas]))
     global_model.load_state_dict(_unflat(w0 + sign_params.step * vote, start))
     return {"selected": selected, "tie_fraction": float((vote == 0).float().mean())}
@@ -497,5 +513,35 @@ def plot_federated(curves: Mapping[str, Sequence[float]], *, colors: Mapping[str
     ax.set_ylabel("test accuracy")
     ax.set_ylim(0, 1.02)
     ax.legend(fontsize="small", loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def plot_masking(update: torch.Tensor, masked: torch.Tensor, decoded_sum: torch.Tensor, plain_sum: torch.Tensor,
+                 *, bits: int):
+    """What the server sees: one client's masked vector against its update (no structure), the masked
+    values' histogram over the modulus (flat), and the decoded sum against the plain sum (the diagonal)."""
+    import matplotlib.pyplot as plt
+
+    color = METHOD_COLORS["secure aggregation"]
+    u = update.detach().cpu().double().numpy()
+    y = masked.detach().cpu().double().numpy() / 2.0 ** bits
+    fig, axes = plt.subplots(1, 3, figsize=(12.5, 3.4))
+    axes[0].plot(u, y, ".", color=color, markersize=2, alpha=0.5)
+    axes[0].set_xlabel("client 0's update u_0 (weight change)")
+    axes[0].set_ylabel("masked value y_0 / 2^b")
+    axes[0].set_title("what client 0 sends", fontsize="medium")
+    axes[1].hist(y, bins=20, range=(0, 1), density=True, color=color, alpha=0.8)
+    axes[1].axhline(1.0, color="k", linestyle=":")
+    axes[1].set_xlabel("masked value y_0 / 2^b")
+    axes[1].set_ylabel("density (uniform: 1)")
+    axes[1].set_title("masked values are uniform", fontsize="medium")
+    ps, ds = plain_sum.detach().cpu().double().numpy(), decoded_sum.detach().cpu().double().numpy()
+    axes[2].plot(ps, ds, ".", color=color, markersize=3)
+    lim = [min(ps.min(), ds.min()), max(ps.max(), ds.max())]
+    axes[2].plot(lim, lim, color="k", linestyle=":", linewidth=1)
+    axes[2].set_xlabel("plain sum of the updates")
+    axes[2].set_ylabel("server's decoded sum")
+    axes[2].set_title("the masks cancel in the sum", fontsize="medium")
     fig.tight_layout()
     return fig
