@@ -542,6 +542,8 @@ def plot_masking(update: torch.Tensor, masked: torch.Tensor, decoded_sum: torch.
     axes[2].plot(lim, lim, color="k", linestyle=":", linewidth=1)
     axes[2].set_xlabel("plain sum of the updates")
     axes[2].set_ylabel("server's decoded sum")
+    for axis in (axes[2].xaxis, axes[2].yaxis, axes[0].xaxis):
+        axis.set_major_locator(plt.MaxNLocator(5))
     axes[2].set_title("the masks cancel in the sum", fontsize="medium")
     fig.tight_layout()
     return fig

@@ -286,3 +286,22 @@ def test_run_secagg_and_signsgd_use_fedavgs_split_and_are_reproducible():
     assert sec["rounds"][0]["max_error"] <= 3 * 2.0 ** -20 / 2 + 1e-7    # float32 sums add ~1e-8
     assert max(abs(a - b) for a, b in zip(sec["acc"], fed["acc"])) <= 0.01
     assert sign["acc"][-1] != sign["acc"][0]
+
+
+def test_federated_figures_are_readable():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from snnlab.learning.federated import METHOD_COLORS, plot_federated, plot_masking
+    from snnlab.plots import figure_problems
+
+    fig = plot_federated({"FedAvg": [0.1, 0.5, 0.7], "signSGD, majority vote": [0.1, 0.2, 0.3]},
+                         colors=METHOD_COLORS, centralised=[0.1, 0.8, 0.9])
+    assert figure_problems(fig) == []
+    u = torch.randn(200, generator=torch.Generator().manual_seed(0))
+    y = torch.randint(0, 2 ** 16, (200,), generator=torch.Generator().manual_seed(1))
+    fig2 = plot_masking(u, y, u, u, bits=16)
+    assert figure_problems(fig2) == []
+    plt.close("all")

@@ -147,3 +147,18 @@ def test_random_pruning_score_leaves_the_wiring_near_chance():
     out = simulate_rewiring(duration_ms=6000.0, seed=0, score_fn=random_score, progress=False)
     assert (out["n_synapses"] == 20).all()
     assert abs(float(out["signal_fraction"][-1]) - 0.1) < 0.08      # no pull towards the correlated group
+
+
+def test_plot_rewiring_is_readable():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from snnlab.learning.structural import plot_rewiring
+    from snnlab.plots import figure_problems
+
+    out = simulate_rewiring(duration_ms=500.0, seed=0, progress=False)
+    fig = plot_rewiring({"STDP + rewiring": out}, colors={"STDP + rewiring": "tab:purple"})
+    assert figure_problems(fig) == []
+    plt.close("all")
