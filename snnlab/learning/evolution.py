@@ -181,10 +181,11 @@ def plot_evolution(result: dict):
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 3.2))
-    ax.plot(result["best_fitness"], label="best (elite)")
-    ax.plot(result["mean_fitness"], label="population mean", alpha=0.7)
+    ax.plot(result["best_fitness"], color="tab:cyan", label="best (elite)")
+    ax.plot(result["mean_fitness"], color="tab:cyan", linestyle="--", alpha=0.8, label="population mean")
     ax.set_xlabel("generation")
-    ax.set_ylabel("fitness: mean log p(y|x)")
+    ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True, steps=[1, 2, 5, 10]))
+    ax.set_ylabel("fitness: mean log p(y|x) (nats)")
     ax.legend(fontsize="small")
     fig.tight_layout()
     return fig

@@ -262,10 +262,11 @@ def plot_split_digits(result: dict, lam: float):
         raise ValueError(f"lam={lam} was not run; choose one of {sorted(result['curves'])}")
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.2))
     for key, ax, title in (("acc_a", ax1, "task A (digits 0-4)"), ("acc_b", ax2, "task B (digits 5-9)")):
-        ax.plot(result["curves"][0.0][key], marker="o", label="no EWC (lambda = 0)")
+        ax.plot(result["curves"][0.0][key], marker="o", color="tab:red", label="no EWC (lambda = 0)")
         if lam != 0.0:
-            ax.plot(result["curves"][lam][key], marker="s", label=f"EWC, lambda = {lam:g}")
+            ax.plot(result["curves"][lam][key], marker="s", color="tab:pink", label=f"EWC, lambda = {lam:g}")
         ax.set_xlabel("epochs on task B")
+        ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
         ax.set_ylabel("test accuracy")
         ax.set_ylim(-0.02, 1.02)
         ax.set_title(title)

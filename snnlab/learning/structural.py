@@ -39,6 +39,7 @@ __all__ = [
     "random_mask",
     "prune_and_regrow",
     "StructuralPlasticity",
+    "random_score",
     "simulate_rewiring",
 ]
 
@@ -171,13 +172,20 @@ class StructuralPlasticity(torch.nn.Module):
         return int(pruned.sum()), int(grown.sum())
 
 
+def random_score(w: torch.Tensor, *, generator: torch.Generator) -> torch.Tensor:
+    """A pruning score that ignores activity: uniform on [0, 1), one per site, drawn on the CPU from
+    ``generator`` and moved to ``w``'s device. With it, pruning and regrowth are both random (the
+    control of notebook 07's Coding Exercise 1)."""
+    return torch.rand(w.shape, generator=generator).to(w.device)
+
+
 # --------------------------------------------------------------------------- demo
 @torch.no_grad()
 def simulate_rewiring(*, n_in: int = 100, n_signal: int = 10, n_out: int = 10, fan_in: int = 20,
                       duration_ms: float = 15000.0, rewire_every_ms: float = 250.0, rate_hz: float = 10.0,
                       correlation: float = 0.9, params: RewiringParams = RewiringParams(fraction=0.25, w_init=0.15),
                       stdp=None, lif: LIFParams = LIFParams(), w_init_max: float = 0.3, rewire: bool = True,
-                      dt: float = 1.0, seed: int = 0, progress: bool = True,
+                      score_fn=None, dt: float = 1.0, seed: int = 0, progress: bool = True,
                       device: str | torch.device = "cpu") -> dict:
     """A sparse projection shaped by STDP and rewired by :func:`prune_and_regrow`.
 
@@ -189,6 +197,8 @@ def simulate_rewiring(*, n_in: int = 100, n_signal: int = 10, n_out: int = 10, f
     :func:`snnlab.plasticity.florian.stdp_step`, depression-dominated, weights in [0, 2 w_init_max])
     strengthens the inputs that fire together and drive spikes; every ``rewire_every_ms`` the
     weakest ``params.fraction`` of each neuron's synapses are pruned and as many regrown at random.
+    ``score_fn(w, generator=...)`` replaces the pruning score |w| (e.g. :func:`random_score`); its
+    generator is derived from ``seed`` (key ``"score"``), apart from the regrowth sites' generator.
 
     Returns ``{"t_ms", "signal_fraction" [n_events + 1] (fraction of all synapses that come from the
     signal group), "n_synapses" [n_events + 1, n_out], "mask0", "mask", "w", "is_signal"}``, recorded
@@ -208,6 +218,7 @@ def simulate_rewiring(*, n_in: int = 100, n_signal: int = 10, n_out: int = 10, f
         stdp = FlorianParams(a_plus=1.0, a_minus=-1.5, gamma=0.01, w_min=0.0, w_max=1.5 * w_init_max)
     gen = torch.Generator().manual_seed(seed)
     rewire_gen = derived_generator(seed, "rewire")
+    score_gen = derived_generator(seed, "score")
     mask = random_mask(n_out, n_in, fan_in, generator=gen)
     mask0 = mask.clone()
     w = (w_init_max * torch.rand(n_out, n_in, generator=gen) * mask).to(device)
@@ -242,7 +253,8 @@ def simulate_rewiring(*, n_in: int = 100, n_signal: int = 10, n_out: int = 10, f
         w = (w + dw) * mask
         if (k + 1) % every == 0:  # a rewiring event (recorded also when rewiring is off, for comparison)
             if rewire:
-                w, mask, _, _ = prune_and_regrow(w, mask, params=params, generator=rewire_gen)
+                score = None if score_fn is None else score_fn(w, generator=score_gen)
+                w, mask, _, _ = prune_and_regrow(w, mask, score, params=params, generator=rewire_gen)
             t_rec.append((k + 1) * dt)
             frac.append(float((mask & signal).sum() / mask.sum()))
             counts.append(mask.sum(dim=1))
@@ -250,24 +262,34 @@ def simulate_rewiring(*, n_in: int = 100, n_signal: int = 10, n_out: int = 10, f
             "mask0": mask0, "mask": mask.cpu(), "w": w.cpu(), "is_signal": is_signal}
 
 
-def plot_rewiring(results: dict):
-    """Fraction of synapses from the correlated group over time, per named run, and the final masks."""
+def plot_rewiring(results: dict, *, colors: dict | None = None):
+    """Fraction of synapses from the correlated group over time, per named run (``colors`` by name),
+    and the first run's masks at the start and the end."""
     import matplotlib.pyplot as plt
+    from matplotlib.colors import ListedColormap
 
     first = next(iter(results.values()))
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.2), gridspec_kw={"width_ratios": [1.4, 1, 1]})
-    for label, res in results.items():
-        axes[0].plot(res["t_ms"] / 1000.0, res["signal_fraction"], marker=".", label=label)
+    colors = colors or {}
+    fig, axes = plt.subplots(1, 3, figsize=(12.5, 3.4), gridspec_kw={"width_ratios": [1.4, 1, 1]})
     chance = float(first["is_signal"].float().mean())
     axes[0].axhline(chance, color="grey", linestyle=":", label="chance (random wiring)")
+    for label, res in results.items():
+        axes[0].plot(res["t_ms"] / 1000.0, res["signal_fraction"], marker=".", color=colors.get(label), label=label)
     axes[0].set_xlabel("time (s)")
-    axes[0].set_ylabel("synapses from correlated group")
-    axes[0].legend(fontsize="small")
-    for ax, key, title in ((axes[1], "mask0", "connectivity at start"), (axes[2], "mask", "after rewiring")):
-        ax.imshow(first[key].numpy(), aspect="auto", cmap="Greys", interpolation="nearest")
+    axes[0].set_ylabel("fraction of synapses\nfrom correlated group")
+    axes[0].set_ylim(0, 1)
+    axes[0].legend(fontsize="small", loc="upper left")
+    cmap = ListedColormap(["white", "black"])
+    first_name = next(iter(results))
+    for ax, key, title in ((axes[1], "mask0", "connectivity at start"), (axes[2], "mask", f"end ({first_name})")):
+        im = ax.imshow(first[key].numpy().astype(float), aspect="auto", cmap=cmap, vmin=0, vmax=1,
+                       interpolation="nearest")
         ax.axvline(int(first["is_signal"].sum()) - 0.5, color="tab:red")
-        ax.set_xlabel("input (red line: end of correlated group)")
+        ax.set_xlabel("input index (red: end of correlated)")
         ax.set_ylabel("neuron")
-        ax.set_title(title)
+        ax.yaxis.set_major_locator(plt.MaxNLocator(integer=True))
+        ax.set_title(title, fontsize="medium")
+    bar = fig.colorbar(im, ax=axes[2], ticks=[0, 1])
+    bar.ax.set_yticklabels(["absent", "synapse"])
     fig.tight_layout()
     return fig

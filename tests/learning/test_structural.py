@@ -137,3 +137,28 @@ def test_prune_and_regrow_breaks_ties_by_lowest_index():
 def test_simulate_rewiring_on_cpu_device_equals_the_default(assert_same):
     kw = dict(n_in=30, n_out=4, fan_in=8, duration_ms=1000.0, seed=1, progress=False)
     assert_same(simulate_rewiring(device="cpu", **kw), simulate_rewiring(**kw))
+
+
+def test_random_pruning_score_leaves_the_wiring_near_chance():
+    from snnlab.learning.structural import random_score
+
+    s = random_score(torch.zeros(3, 4), generator=torch.Generator().manual_seed(0))
+    assert s.shape == (3, 4) and (s >= 0).all() and (s < 1).all()
+    out = simulate_rewiring(duration_ms=6000.0, seed=0, score_fn=random_score, progress=False)
+    assert (out["n_synapses"] == 20).all()
+    assert abs(float(out["signal_fraction"][-1]) - 0.1) < 0.08      # no pull towards the correlated group
+
+
+def test_plot_rewiring_is_readable():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from snnlab.learning.structural import plot_rewiring
+    from snnlab.plots import figure_problems
+
+    out = simulate_rewiring(duration_ms=500.0, seed=0, progress=False)
+    fig = plot_rewiring({"STDP + rewiring": out}, colors={"STDP + rewiring": "tab:purple"})
+    assert figure_problems(fig) == []
+    plt.close("all")
