@@ -128,7 +128,7 @@ def test_rate_coding_probabilities_and_empirical_rate():
 def test_temporal_coding_same_rate_different_timing():
     cfg = fn.temporal_config()
     trains = fn.temporal_trains(cfg, [3, 4])
-    assert trains.shape == (2, 2, 500, 2)
+    assert trains.shape == (2, 2, 500, cfg.n_per_input * 2)  # 2 bits x n_per_input neurons each
     rates = trains.mean(dim=2) * 1000.0  # Hz per (seed, value, neuron)
     assert torch.all((rates > 20) & (rates < 65)), rates  # 40 Hz, 20 spikes per 500 ms
     assert not torch.equal(trains[0, 0], trains[0, 1])
