@@ -274,7 +274,7 @@ def plot_traces(record: dict, x: torch.Tensor, *, trial: int = 0, post: int = 0,
     labels = ["input x (a.u.)", "psi (1/v_th)", "trace e (a.u.)", "filtered trace (a.u.)"]
     for ax, label in zip(axes, labels):
         ax.set_ylabel(label)
-        ax.legend(loc="upper left", bbox_to_anchor=(1.08, 1.0), fontsize="small")
+        ax.legend(loc="upper left", bbox_to_anchor=(1.16, 1.0), fontsize="small")
         ax.grid(alpha=0.3)
     axes[-1].set_xlabel("time (ms)")
     fig.tight_layout()
@@ -303,7 +303,8 @@ def plot_feedback(alignments: dict, histories: dict, feedback: str = "symmetric"
     ax0.set_ylim(min(0.0, min(min(c[n] for n in names) for c in alignments.values())) - 0.05, 1.05)
     ax0.axhline(1.0, color="grey", linestyle="--", linewidth=1)
     ax0.set_xlabel("weight matrix")
-    ax0.legend(fontsize="small", loc="lower left")
+    ax0.legend(fontsize="small", loc="lower left", bbox_to_anchor=(0.0, 1.01), ncol=2, title="feedback",
+               title_fontsize="small")
     for name, hist in histories.items():
         acc = hist["val_accuracy"]
         bold = name == feedback or name == f"e-prop {feedback}"

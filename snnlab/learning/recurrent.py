@@ -244,7 +244,7 @@ def plot_surrogate(alpha: float = 2.0, *, name: str = "atan", compare=(1.0, 2.0,
     ax1.plot([], [], color="0.7", linewidth=1, label="alpha = " + ", ".join(f"{a:g}" for a in compare if a != alpha))
     ax1.set_xlabel("(h - A) / v_th")
     ax1.set_ylabel("surrogate derivative g'(x)")
-    ax1.legend(fontsize="small", loc="upper left")
+    ax1.legend(fontsize="small", loc="upper right")
     for ax in (ax0, ax1):
         ax.grid(alpha=0.3)
     fig.tight_layout()
