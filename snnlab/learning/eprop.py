@@ -274,7 +274,7 @@ def plot_traces(record: dict, x: torch.Tensor, *, trial: int = 0, post: int = 0,
     labels = ["input x (a.u.)", "psi (1/v_th)", "trace e (a.u.)", "filtered trace (a.u.)"]
     for ax, label in zip(axes, labels):
         ax.set_ylabel(label)
-        ax.legend(loc="upper left", bbox_to_anchor=(1.16, 1.0), fontsize="small")
+        ax.legend(loc="upper left", bbox_to_anchor=(1.22, 1.0), fontsize="small")
         ax.grid(alpha=0.3)
     axes[-1].set_xlabel("time (ms)")
     fig.tight_layout()
