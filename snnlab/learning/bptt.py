@@ -29,7 +29,7 @@ from ..utils import progress as progress_bar
 
 from ..models.recurrent import RecurrentSNN, check_sequence
 from ..utils import check_choice, check_float, check_int
-from .recurrent import SequenceTask, evaluate, loss_normaliser, minibatches, sequence_loss
+from .recurrent import METHOD_COLOURS, SequenceTask, evaluate, loss_normaliser, minibatches, predict, sequence_loss
 
 
 def named_parameters(net: RecurrentSNN) -> dict[str, torch.nn.Parameter]:
@@ -95,12 +95,15 @@ def bptt_gradients(net: RecurrentSNN, x: torch.Tensor, target: torch.Tensor, mas
 
 
 def tbptt_gradients(net: RecurrentSNN, x: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, *, k: int,
-                    meter: SavedTensorMeter | None = None) -> tuple[dict[str, torch.Tensor], float]:
+                    meter: SavedTensorMeter | None = None, carry_state: bool = True
+                    ) -> tuple[dict[str, torch.Tensor], float]:
     """Truncated BPTT with window ``k``: the gradient summed over windows, state detached between them.
 
     The loss of each window is the window's share of the whole-sequence loss (same normaliser N), so
     the window losses add up to :func:`sequence_loss` and k = T reproduces :func:`bptt_gradients`.
     ``meter`` (a :class:`SavedTensorMeter`) measures the saved-tensor bytes of each window.
+    ``carry_state=False`` is a control, not truncated BPTT: every window starts from the zero state
+    (:meth:`RecurrentSNN.init_state`), so not even the *values* cross a window boundary.
     Returns ({name: g_TBPTT}, E).
     """
     check_sequence(x, net.params.n_in)
@@ -113,7 +116,10 @@ def tbptt_gradients(net: RecurrentSNN, x: torch.Tensor, target: torch.Tensor, ma
     total_loss = 0.0
     for start in range(0, t_total, k):
         stop = min(start + k, t_total)
-        state = type(state)(*(s.detach() for s in state))   # carry the value, cut the graph
+        if carry_state:
+            state = type(state)(*(s.detach() for s in state))   # carry the value, cut the graph
+        else:
+            state = net.init_state(x.shape[1])                   # control: forget the value too
         context = meter.window() if meter is not None else contextlib.nullcontext()
         with context:
             out = net(x[start:stop], state)
@@ -142,9 +148,12 @@ def tbptt_memory(net: RecurrentSNN, x: torch.Tensor, target: torch.Tensor, mask:
 # --------------------------------------------------------------------------- training
 def train(net: RecurrentSNN, train_task: SequenceTask, val_task: SequenceTask | None = None, *,
           method: str = "bptt", k: int | None = None, epochs: int = 10, batch_size: int = 32,
-          lr: float = 1e-2, generator: torch.Generator | None = None, progress: bool = True) -> dict:
+          lr: float = 1e-2, generator: torch.Generator | None = None, progress: bool = True,
+          carry_state: bool = True) -> dict:
     """Train ``net`` with Adam on gradients from full BPTT (``method="bptt"``) or truncated BPTT
     with window ``k`` (``method="tbptt"``; one Adam step per minibatch, the window gradients summed).
+    ``carry_state=False`` (truncated BPTT only) starts every window from the zero state during
+    training (see :func:`tbptt_gradients`); evaluation always runs the whole sequence.
 
     Returns a history dict: ``train_loss`` (mean minibatch loss per epoch), ``val_accuracy`` and
     ``val_loss`` per epoch (when ``val_task`` is given). Runs on the network's device (the tasks are
@@ -170,7 +179,7 @@ def train(net: RecurrentSNN, train_task: SequenceTask, val_task: SequenceTask | 
             if method == "bptt":
                 grads, loss = bptt_gradients(net, x, target, train_task.mask)
             else:
-                grads, loss = tbptt_gradients(net, x, target, train_task.mask, k=k)
+                grads, loss = tbptt_gradients(net, x, target, train_task.mask, k=k, carry_state=carry_state)
             apply_gradients(net, optimizer, grads)
             losses.append(loss)
         history["train_loss"].append(sum(losses) / len(losses))
@@ -179,6 +188,141 @@ def train(net: RecurrentSNN, train_task: SequenceTask, val_task: SequenceTask | 
             history["val_accuracy"].append(metrics["accuracy"])
             history["val_loss"].append(metrics["loss"])
     return history
+
+
+# --------------------------------------------------------------------------- what crosses a window boundary
+STATE_PARTS = ("v", "a", "z", "y")
+
+
+def state_at(net: RecurrentSNN, x: torch.Tensor, step: int):
+    """The network state after the first ``step`` steps of ``x`` [T, B, n_in] (an :class:`RSNNState`,
+    no graph): the values truncated BPTT carries across a window boundary at ``step``."""
+    check_sequence(x, net.params.n_in)
+    step = check_int("step", step, minimum=1, maximum=x.shape[0])
+    with torch.no_grad():
+        return net(x[:step].to(net.w_in.dtype)).state
+
+
+@torch.no_grad()
+def accuracy_with_reset(net: RecurrentSNN, task: SequenceTask, *, step: int, reset=STATE_PARTS) -> float:
+    """Accuracy of ``net`` on ``task`` when the state parts in ``reset`` (names from ``STATE_PARTS``:
+    membrane v, adaptation a, last spikes z, readout y) are set to zero after ``step`` steps and the
+    rest of the sequence runs on. ``reset=()`` gives the plain accuracy (:func:`evaluate`)."""
+    reset = tuple(reset)
+    for name in reset:
+        check_choice("reset", name, STATE_PARTS)
+    task = task.to(net.w_in.device)
+    x = task.x.to(net.w_in.dtype)
+    state = state_at(net, x, step)
+    state = state._replace(**{name: torch.zeros_like(getattr(state, name)) for name in reset})
+    if step < x.shape[0]:
+        y_rest = net(x[step:], state).y
+        y_all = torch.cat([net(x[:step]).y, y_rest]) if step > 0 else y_rest
+    else:
+        y_all = net(x).y
+    return float((predict(y_all, task.mask) == task.y).double().mean())
+
+
+def linear_probe(features_train: torch.Tensor, labels_train: torch.Tensor, features_test: torch.Tensor,
+                 labels_test: torch.Tensor, *, l2: float = 1e-3) -> float:
+    """Test accuracy of an L2-regularised logistic regression (features standardised on the training
+    set, fitted by L-BFGS, deterministic) that reads a binary label from ``features`` [N, D]."""
+    ftr, fte = features_train.detach().double().cpu(), features_test.detach().double().cpu()
+    ytr, yte = labels_train.cpu(), labels_test.cpu()
+    if set(ytr.unique().tolist()) - {0, 1}:
+        raise ValueError("linear_probe reads binary labels (0/1)")
+    mean, std = ftr.mean(0), ftr.std(0) + 1e-6
+    ftr, fte = (ftr - mean) / std, (fte - mean) / std
+    w = torch.zeros(ftr.shape[1], dtype=torch.float64, requires_grad=True)
+    b = torch.zeros(1, dtype=torch.float64, requires_grad=True)
+    optimizer = torch.optim.LBFGS([w, b], max_iter=200, line_search_fn="strong_wolfe")
+
+    def closure():
+        optimizer.zero_grad()
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(ftr @ w + b, ytr.double()) + l2 * (w ** 2).sum()
+        loss.backward()
+        return loss
+
+    with torch.enable_grad():
+        optimizer.step(closure)
+    with torch.no_grad():
+        return float((((fte @ w + b) > 0).long() == yte).double().mean())
+
+
+def probe_carried_state(net: RecurrentSNN, train_task: SequenceTask, test_task: SequenceTask, *, step: int) -> dict:
+    """How well a linear read-out finds the label in the state carried across a boundary at ``step``:
+    {``"v"``, ``"a"``, ``"z"``, ``"all"``: test accuracy of :func:`linear_probe`} (a is omitted for
+    LIF networks, where it is not used)."""
+    s_train = state_at(net, train_task.x.to(net.w_in.device), step)
+    s_test = state_at(net, test_task.x.to(net.w_in.device), step)
+    parts = ("v", "a", "z") if net.params.beta != 0.0 else ("v", "z")
+    result = {name: linear_probe(getattr(s_train, name), train_task.y, getattr(s_test, name), test_task.y)
+              for name in parts}
+    result["all"] = linear_probe(torch.cat([getattr(s_train, n) for n in parts], 1), train_task.y,
+                                 torch.cat([getattr(s_test, n) for n in parts], 1), test_task.y)
+    return result
+
+
+def input_credit(net: RecurrentSNN, x: torch.Tensor, *, k: int | None = None) -> torch.Tensor:
+    """Which inputs the (truncated) gradient of each readout step reaches: C[t, s] = sum over trials,
+    channels and readout units of |dy_t/dx_s| when the sequence is cut into windows of ``k`` steps
+    with the state detached at each boundary (``k=None``: no cut, BPTT). C[t, s] = 0 for s > t, and
+    for s in an earlier window than t when truncated. Args: x [T, B, n_in]. Returns [T, T]."""
+    check_sequence(x, net.params.n_in)
+    t_total = x.shape[0]
+    k = t_total if k is None else check_int("k", k, minimum=1)
+    x = x.detach().to(net.w_in.dtype).clone().requires_grad_(True)
+    state = net.init_state(x.shape[1])
+    ys = []
+    for start in range(0, t_total, k):
+        state = type(state)(*(s.detach() for s in state))
+        out = net(x[start:start + k], state)
+        ys.append(out.y)
+        state = out.state
+    y = torch.cat(ys)
+    credit = x.new_zeros(t_total, t_total)
+    for t in range(t_total):
+        for unit in range(y.shape[-1]):
+            (g,) = torch.autograd.grad(y[t, :, unit].sum(), x, retain_graph=True)
+            credit[t] += g.abs().sum(dim=(1, 2)).detach()
+    return credit
+
+
+def loss_steps_reaching(mask: torch.Tensor, k: int, steps) -> list[int]:
+    """The loss steps t (``mask[t] > 0``) whose window of ``k`` steps (windows start at 0, k, 2k, ...)
+    also holds one of ``steps`` (e.g. the cue steps): the loss steps whose truncated gradient can
+    reach those inputs."""
+    k = check_int("k", k, minimum=1)
+    steps = list(steps)
+    return [t for t in range(len(mask)) if float(mask[t]) > 0 and any(s // k == t // k and s <= t for s in steps)]
+
+
+def plot_credit(credits: dict, *, cue_steps: int | None = None, mask: torch.Tensor | None = None):
+    """One image per entry of ``credits`` ({title: C from :func:`input_credit`}): log10 of the credit
+    C[t, s] of the readout at step t (rows) to the input at step s (columns), cue and loss steps
+    marked. Returns the Figure."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, axes = plt.subplots(1, len(credits), figsize=(3.6 * len(credits) + 0.8, 3.6), squeeze=False)
+    axes = axes[0]
+    logs = {name: np.log10(c.cpu().numpy() + 1e-12) for name, c in credits.items()}
+    vmax = max(float(v.max()) for v in logs.values())
+    vmin = vmax - 6
+    for ax, (name, image) in zip(axes, logs.items()):
+        im = ax.imshow(np.clip(image, vmin, vmax), origin="lower", cmap="viridis", vmin=vmin, vmax=vmax,
+                       aspect="auto")
+        ax.set_title(name, fontsize=10)
+        ax.set_xlabel("input step s (ms)")
+        ax.set_ylabel("readout step t (ms)")
+        if cue_steps is not None:
+            ax.axvspan(-0.5, cue_steps - 0.5, ymin=0, ymax=0.03, color="C1")
+        if mask is not None:
+            rows = [t for t in range(len(mask)) if float(mask[t]) > 0]
+            ax.axhspan(rows[0] - 0.5, rows[-1] + 0.5, xmin=0.97, xmax=1.0, color="C3")
+    fig.tight_layout()
+    fig.colorbar(im, ax=list(axes), label="log10 |dy_t / dx_s| (summed)", shrink=0.9)
+    return fig
 
 
 def apply_gradients(net: RecurrentSNN, optimizer: torch.optim.Optimizer, grads: dict[str, torch.Tensor]) -> None:
@@ -234,8 +378,10 @@ def plot_unrolled_graph(n_steps: int = 6, k: int | None = None, *, ax=None):
 def plot_window_results(results: dict, k: int | None = None, *, chance: float | None = None,
                         title: str = "truncated BPTT"):
     """Left: validation accuracy per epoch for each window k (``results[k]`` a history from
-    :func:`train`), window ``k`` highlighted; right: final accuracy against k. Returns the Figure."""
+    :func:`train`), window ``k`` highlighted; right: final and best-epoch accuracy against k.
+    Returns the Figure."""
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     if not results:
         raise ValueError("results must hold at least one window")
@@ -243,29 +389,71 @@ def plot_window_results(results: dict, k: int | None = None, *, chance: float | 
     k = ks[-1] if k is None else k
     if k not in results:
         raise ValueError(f"k={k} was not run; available windows: {ks}")
-    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(9, 3.2))
+    colour = METHOD_COLOURS["tbptt"]
+    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(9.5, 3.4))
     for kk in ks:
         acc = results[kk]["val_accuracy"]
-        epochs = range(1, len(acc) + 1)
-        if kk == k:
-            ax0.plot(epochs, acc, color="C3", linewidth=2.5, label=f"k = {kk}")
-        else:
-            ax0.plot(epochs, acc, color="0.75", linewidth=1)
+        if kk != k:
+            ax0.plot(range(1, len(acc) + 1), acc, color="0.75", linewidth=1)
+    ax0.plot([], [], color="0.75", linewidth=1, label="other k")
+    acc = results[k]["val_accuracy"]
+    ax0.plot(range(1, len(acc) + 1), acc, color=colour, linewidth=2.5, label=f"k = {k}")
     finals = [results[kk]["val_accuracy"][-1] for kk in ks]
-    ax1.plot(ks, finals, "o-", color="C0")
-    ax1.plot([k], [results[k]["val_accuracy"][-1]], "o", color="C3", markersize=10)
+    best = [max(results[kk]["val_accuracy"]) for kk in ks]
+    ax1.plot(ks, finals, "o-", color=colour, label="last epoch")
+    ax1.plot(ks, best, "^:", color=colour, alpha=0.6, label="best epoch")
+    ax1.plot([k], [results[k]["val_accuracy"][-1]], "o", color=colour, markersize=11, markerfacecolor="none")
     for ax in (ax0, ax1):
         if chance is not None:
             ax.axhline(chance, color="grey", linestyle="--", linewidth=1)
         ax.set_ylabel("validation accuracy")
+        ax.set_ylim(0.0 if chance is None else min(0.0, chance - 0.1), 1.08)
         ax.grid(alpha=0.3)
     ax0.set_xlabel("epoch")
-    ax0.legend(fontsize="small")
+    ax0.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax0.legend(fontsize="small", loc="lower right")
     ax1.set_xlabel("window k (steps)")
     ax1.set_xscale("log")
     ax1.set_xticks(ks)
     ax1.set_xticklabels([str(kk) for kk in ks])
+    ax1.minorticks_off()
+    ax1.legend(fontsize="small", loc="lower right")
     fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_carried_state(histories: dict, bars: dict, *, chance: float = 0.5, title: str = ""):
+    """Left: validation accuracy per epoch of the runs in ``histories`` ({label: (history, colour,
+    linestyle)}); right: one bar per entry of ``bars`` ({label: (accuracy, colour)}). Returns the Figure."""
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(10, 3.6), gridspec_kw={"width_ratios": [1.1, 1]})
+    for label, (history, colour, style) in histories.items():
+        acc = history["val_accuracy"]
+        ax0.plot(range(1, len(acc) + 1), acc, style, color=colour, label=label, linewidth=2, markersize=4)
+    ax0.set_xlabel("epoch")
+    ax0.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax0.set_ylabel("validation accuracy")
+    ax0.set_ylim(0.0, 1.08)
+    ax0.legend(fontsize="small", loc="lower left")
+    labels = list(bars)
+    ax1.barh(range(len(labels)), [bars[n][0] for n in labels], color=[bars[n][1] for n in labels])
+    for i, n in enumerate(labels):
+        ax1.text(bars[n][0] + 0.01, i, f"{bars[n][0]:.2f}", va="center", fontsize=9)
+    ax1.set_yticks(range(len(labels)))
+    ax1.set_yticklabels(labels, fontsize=9)
+    ax1.invert_yaxis()
+    ax1.set_xlim(0.0, 1.15)
+    ax1.set_xlabel("accuracy on the validation trials")
+    ax1.set_ylabel("measurement")
+    for ax in (ax0, ax1):
+        ax.grid(alpha=0.3)
+    ax0.axhline(chance, color="grey", linestyle="--", linewidth=1)
+    ax1.axvline(chance, color="grey", linestyle="--", linewidth=1)
+    if title:
+        fig.suptitle(title)
     fig.tight_layout()
     return fig
 
@@ -277,7 +465,8 @@ def plot_memory(memory: dict, *, ax=None):
     if ax is None:
         _, ax = plt.subplots(figsize=(4.5, 3.2))
     ks = sorted(memory)
-    ax.plot(ks, [memory[k] / 1024 for k in ks], "o-")
+    ax.plot(ks, [memory[k] / 1024 for k in ks], "o-", color=METHOD_COLOURS["tbptt"])
+    ax.set_xticks(ks)
     ax.set_xlabel("window k (steps)")
     ax.set_ylabel("peak saved tensors (KiB)")
     ax.set_title("truncated BPTT memory")

@@ -37,7 +37,7 @@ from ..models.recurrent import RecurrentSNN, check_sequence
 from ..neurons import surrogate_derivative
 from ..utils import check_choice, check_float, check_int
 from .bptt import apply_gradients, bptt_gradients, named_parameters
-from .recurrent import SequenceTask, evaluate, loss_normaliser, minibatches, output_error, sequence_loss
+from .recurrent import METHOD_COLOURS, SequenceTask, evaluate, loss_normaliser, minibatches, output_error, sequence_loss
 
 FEEDBACK = ("symmetric", "random")
 
@@ -269,11 +269,12 @@ def plot_traces(record: dict, x: torch.Tensor, *, trial: int = 0, post: int = 0,
     axes[1].plot(t, record["psi"][:, trial, post].cpu(), color="C4", label=rf"$\psi_{{{post}}}$")
     ax_l = axes[1].twinx()
     ax_l.plot(t, record["learning_signal"][:, trial, post].cpu(), color="C3", alpha=0.6, label=f"$L_{{{post}}}$")
-    ax_l.set_ylabel("learning signal", color="C3")
-    labels = ["input", "pseudo-derivative", "eligibility trace", "filtered trace"]
+    ax_l.set_ylabel("learning signal L", color="C3")
+    ax_l.tick_params(axis="x", labelbottom=False)
+    labels = ["input x (a.u.)", "psi (1/v_th)", "trace e (a.u.)", "filtered trace (a.u.)"]
     for ax, label in zip(axes, labels):
         ax.set_ylabel(label)
-        ax.legend(loc="upper right", fontsize="small")
+        ax.legend(loc="upper left", bbox_to_anchor=(1.22, 1.0), fontsize="small")
         ax.grid(alpha=0.3)
     axes[-1].set_xlabel("time (ms)")
     fig.tight_layout()
@@ -285,6 +286,7 @@ def plot_feedback(alignments: dict, histories: dict, feedback: str = "symmetric"
     from :func:`alignment_with_bptt`); right: validation accuracy per epoch (``histories``, which may
     also hold a ``"bptt"`` entry). ``feedback`` is highlighted. Returns the Figure."""
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     if feedback not in alignments:
         raise ValueError(f"feedback={feedback!r} has no alignment; available: {sorted(alignments)}")
@@ -293,18 +295,23 @@ def plot_feedback(alignments: dict, histories: dict, feedback: str = "symmetric"
     width = 0.8 / len(alignments)
     for i, (fb, cos) in enumerate(sorted(alignments.items())):
         xs = [j + i * width for j in range(len(names))]
-        ax0.bar(xs, [cos[n] for n in names], width=width, label=fb, alpha=1.0 if fb == feedback else 0.35)
+        ax0.bar(xs, [cos[n] for n in names], width=width, label=fb, alpha=1.0 if fb == feedback else 0.35,
+                color=METHOD_COLOURS.get(fb))
     ax0.set_xticks([j + 0.4 - width / 2 for j in range(len(names))])
     ax0.set_xticklabels(names)
     ax0.set_ylabel("cos(e-prop, BPTT)")
     ax0.set_ylim(min(0.0, min(min(c[n] for n in names) for c in alignments.values())) - 0.05, 1.05)
     ax0.axhline(1.0, color="grey", linestyle="--", linewidth=1)
-    ax0.legend(fontsize="small")
+    ax0.set_xlabel("weight matrix")
+    ax0.legend(fontsize="small", loc="lower left", bbox_to_anchor=(0.0, 1.01), ncol=2, title="feedback",
+               title_fontsize="small")
     for name, hist in histories.items():
         acc = hist["val_accuracy"]
         bold = name == feedback or name == f"e-prop {feedback}"
-        ax1.plot(range(1, len(acc) + 1), acc, linewidth=2.5 if bold else 1, label=name, alpha=1.0 if bold else 0.6)
+        ax1.plot(range(1, len(acc) + 1), acc, linewidth=2.5 if bold else 1, label=name, alpha=1.0 if bold else 0.6,
+                 color=METHOD_COLOURS.get(name.lower()))
     ax1.set_xlabel("epoch")
+    ax1.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax1.set_ylabel("validation accuracy")
     ax1.legend(fontsize="small")
     for ax in (ax0, ax1):

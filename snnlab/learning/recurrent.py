@@ -26,6 +26,10 @@ from ..utils import check_choice, check_float, check_int
 
 ENCODINGS = ("current", "spikes")
 
+#: one colour per method in every figure of notebook 04 (matplotlib's cycle colours)
+METHOD_COLOURS = {"bptt": "C0", "e-prop symmetric": "C1", "e-prop random": "C2", "tbptt": "C3",
+                  "symmetric": "C1", "random": "C2", "control": "0.35"}
+
 
 # --------------------------------------------------------------------------- loss and readout
 def _check_targets(y_out: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> None:
@@ -231,14 +235,16 @@ def plot_surrogate(alpha: float = 2.0, *, name: str = "atan", compare=(1.0, 2.0,
     ax0.plot(x, (x >= 0).double(), color="k", label="Heaviside H(x) (forward)")
     ax0.plot(x, fn.primitive_function(x, alpha), color="C0", label=f"{name} primitive g(x), alpha={alpha:g}")
     ax0.set_xlabel("(h - A) / v_th")
+    ax0.set_ylabel("spike output z")
     ax0.legend(fontsize="small", loc="upper left")
     for a in compare:
         if a != alpha:
             ax1.plot(x, surrogate_derivative(make_surrogate(name, a), x), color="0.7", linewidth=1)
     ax1.plot(x, surrogate_derivative(fn, x), color="C3", linewidth=2, label=f"g'(x), alpha={alpha:g} (backward)")
+    ax1.plot([], [], color="0.7", linewidth=1, label="alpha = " + ", ".join(f"{a:g}" for a in compare if a != alpha))
     ax1.set_xlabel("(h - A) / v_th")
-    ax1.set_ylabel("pseudo-derivative psi")
-    ax1.legend(fontsize="small")
+    ax1.set_ylabel("surrogate derivative g'(x)")
+    ax1.legend(fontsize="small", loc="upper right")
     for ax in (ax0, ax1):
         ax.grid(alpha=0.3)
     fig.tight_layout()

@@ -196,3 +196,84 @@ def test_train_on_cpu_device_networks_and_tasks_equals_the_default(assert_same):
                                 generator=torch.Generator().manual_seed(2))
         runs.append((history, history_e, net, R.evaluate(net, task)))
     assert_same(runs[1], runs[0])
+
+
+# --------------------------------------------------------------------------- what crosses a window boundary
+def test_tbptt_without_carried_state_equals_independent_windows_from_zero():
+    """carry_state=False: each window is an independent sequence started from the zero state."""
+    net, x, target, mask = _recurrent_net()
+    k = 6
+    got, _ = bptt.tbptt_gradients(net, x, target, mask, k=k, carry_state=False)
+    carried, _ = bptt.tbptt_gradients(net, x, target, mask, k=k)
+    norm = R.loss_normaliser(mask, x.shape[1])
+    expected = {n: torch.zeros_like(p) for n, p in net.named_parameters()}
+    for start in range(0, 20, k):
+        out = net(x[start:start + k])          # fresh zero state
+        loss = R.sequence_loss(out.y, target, mask[start:start + k], normaliser=norm)
+        for (n, _), g in zip(net.named_parameters(), torch.autograd.grad(loss, list(net.parameters()))):
+            expected[n] += g
+    for n in expected:
+        torch.testing.assert_close(got[n], expected[n], rtol=1e-12, atol=1e-15)
+    assert not torch.allclose(got["w_in"], carried["w_in"])
+    g_full, _ = bptt.bptt_gradients(net, x, target, mask)       # one window: nothing to forget
+    g_one, _ = bptt.tbptt_gradients(net, x, target, mask, k=20, carry_state=False)
+    assert all(torch.equal(g_full[n], g_one[n]) for n in g_full)
+
+
+def test_input_credit_is_causal_and_stops_at_window_boundaries():
+    net, x, _, _ = _recurrent_net()
+    full = bptt.input_credit(net, x[:, :2])
+    cut = bptt.input_credit(net, x[:, :2], k=5)
+    assert full.shape == (20, 20)
+    assert torch.all(full.triu(1) == 0) and torch.all(cut.triu(1) == 0)      # no credit to future inputs
+    assert torch.all(full.diagonal() > 0)
+    for t in range(20):
+        for s in range(t + 1):
+            assert (cut[t, s] > 0) == (s // 5 == t // 5 and full[t, s] > 0), (t, s)
+    torch.testing.assert_close(cut[:5, :5], full[:5, :5])                     # the first window is untouched
+    assert bptt.loss_steps_reaching(torch.tensor([0.0] * 25 + [1.0] * 5), 26, range(5)) == [25]
+    assert bptt.loss_steps_reaching(torch.tensor([0.0] * 25 + [1.0] * 5), 25, range(5)) == []
+    assert bptt.loss_steps_reaching(torch.tensor([0.0] * 25 + [1.0] * 5), 30, range(5)) == [25, 26, 27, 28, 29]
+
+
+def test_accuracy_with_reset_and_the_linear_probe():
+    task = R.delayed_recall_task(64, delay_steps=4, generator=torch.Generator().manual_seed(0))
+    p = RSNNParams(n_in=task.n_in, n_hidden=16, n_out=2, neuron="alif", tau_out_ms=0.0)
+    net = RecurrentSNN(p, generator=torch.Generator().manual_seed(0), in_gain=2.0)
+    plain = R.evaluate(net, task)["accuracy"]
+    assert bptt.accuracy_with_reset(net, task, step=6, reset=()) == plain
+    assert bptt.accuracy_with_reset(net, task, step=task.n_steps, reset=("v", "a")) == plain
+    # zeroing everything at step s equals running the rest of the sequence from scratch
+    rest = net(task.x[6:]).y
+    with torch.no_grad():
+        y = torch.cat([net(task.x[:6]).y, rest])
+    expected = float((R.predict(y, task.mask) == task.y).double().mean())
+    assert bptt.accuracy_with_reset(net, task, step=6) == pytest.approx(expected)
+    with pytest.raises(ValueError, match="reset"):
+        bptt.accuracy_with_reset(net, task, step=6, reset=("w",))
+    # the probe: a separable feature gives 1.0, pure noise about chance
+    g = torch.Generator().manual_seed(1)
+    labels = torch.randint(0, 2, (200,), generator=g)
+    signal = torch.cat([labels[:, None].double() * 2 - 1, torch.randn(200, 3, generator=g, dtype=torch.float64)], 1)
+    assert bptt.linear_probe(signal[:100], labels[:100], signal[100:], labels[100:]) == 1.0
+    noise = torch.randn(200, 4, generator=g, dtype=torch.float64)
+    assert abs(bptt.linear_probe(noise[:100], labels[:100], noise[100:], labels[100:]) - 0.5) < 0.2
+    probe = bptt.probe_carried_state(net, task, R.delayed_recall_task(64, delay_steps=4,
+                                     generator=torch.Generator().manual_seed(1)), step=6)
+    assert set(probe) == {"v", "a", "z", "all"} and all(0.0 <= v <= 1.0 for v in probe.values())
+
+
+def test_window_and_carried_state_figures_are_readable():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from snnlab.plots import figure_problems
+
+    net, x, _, mask = _recurrent_net()
+    history = {"val_accuracy": [0.5, 0.7, 0.9]}
+    figs = [bptt.plot_window_results({1: history, 5: history}, 5, chance=0.5),
+            bptt.plot_carried_state({"a": (history, "C3", "o-")}, {"probe": (0.9, "0.6")}),
+            bptt.plot_credit({"k = 5": bptt.input_credit(net, x[:, :1], k=5)}, cue_steps=3, mask=mask)]
+    for fig in figs:
+        assert figure_problems(fig) == []
+        plt.close(fig)
