@@ -135,3 +135,10 @@ def test_course_map_lists_every_notebook_with_what_it_needs_first():
     for path in NOTEBOOKS:
         assert path.name in course, f"the course map does not list {path.name}"
     assert re.search(r"[Ww]eek", course), "the course map should suggest an order over weeks"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_every_cell_has_a_unique_id(path):
+    """nbformat 4.5 ids: nbgrader, JupyterLab's collaboration and MyST refer to cells by them."""
+    ids = [c.get("id") for c in nbformat.reads(path.read_text(), as_version=nbformat.NO_CONVERT).cells]
+    assert all(ids) and len(set(ids)) == len(ids), f"{path.name}: cells without an id or with a repeated id"
