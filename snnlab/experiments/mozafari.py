@@ -286,6 +286,36 @@ class MozafariTrainer:
         return self.history
 
 
+def rerun_rstdp(net: MozafariNet, train_x, train_y, val_x, val_y, *, rstdp, epochs: int, seed: int = 0,
+                monitor: tuple[torch.Tensor, torch.Tensor] | None = None,
+                num_threads: int | None = None) -> TrainHistory:
+    """R-STDP of conv3 again, with other R-STDP parameters, on top of ``net``'s trained conv1/conv2.
+
+    A new network with ``net``'s config (``rstdp`` replaced) and seed starts from the seed's initial
+    conv3 weights, takes ``net``'s conv1/conv2 weights and trains conv3 for ``epochs`` epochs with the
+    seed's sample order; ``net`` is not changed. With ``rstdp`` equal to ``net.config.rstdp`` this is
+    the first ``epochs`` R-STDP epochs of the run that trained ``net`` with the same data and seed
+    (the same computation), so a changed rule can be compared epoch by epoch with the original run.
+
+    Args:
+        net: a network whose conv1/conv2 are trained (on ``net.w1.device``).
+        train_x, train_y, val_x, val_y: as for :class:`MozafariTrainer`.
+        rstdp: the :class:`~snnlab.plasticity.mozafari.RSTDPParams` of the rerun.
+        epochs: R-STDP epochs.
+        seed: the seed ``net`` was built and trained with.
+        monitor, num_threads: as for :class:`MozafariTrainer`.
+    Returns:
+        the rerun's :class:`TrainHistory` (per-epoch train, validation and monitor accuracy).
+    """
+    config = dataclasses.replace(net.config, rstdp=rstdp)
+    fresh = MozafariNet(config, seed=seed).to(net.w1.device)
+    fresh.w1.copy_(net.w1)
+    fresh.w2.copy_(net.w2)
+    trainer = MozafariTrainer(fresh, train_x, train_y, val_x, val_y, epochs=(0, 0, check_int("epochs", epochs, minimum=1)),
+                              seed=seed, progress=False, keep_best=False, num_threads=num_threads, monitor=monitor)
+    return trainer.run(resume=False)
+
+
 # --------------------------------------------------------------------------- figures
 def feature_images(w1: torch.Tensor, specs=None) -> torch.Tensor:
     """What each conv1 feature 'looks for' in pixel space: ``sum_c w[f, c] (*) DoG_c``.
