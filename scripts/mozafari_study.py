@@ -79,6 +79,10 @@ MNIST_VARIANTS = {
     "2+4 STDP, block 1000": ("the public port's STDP epochs and block", (2, 4), 1000, 60),
     "2+4 STDP, no pointwise": ("ablation: the default without pointwise inhibition in conv1/conv2 STDP",
                                (2, 4), 100, 60, False),
+    "2+4 STDP, 12 R-STDP": ("the default's first 12 R-STDP epochs (the paired partner of the next row)",
+                            (2, 4), 100, 12),
+    "2+4 STDP, 12 R-STDP, no pointwise": ("ablation: as the row above, without pointwise inhibition in "
+                                          "conv1/conv2 STDP", (2, 4), 100, 12, False),
 }
 
 
@@ -120,12 +124,12 @@ def mnist5k_parts(seed: int, n_train: int | None = None):
     return (x, y), (splits.val.x, splits.val.y), (splits.test.x, splits.test.y)
 
 
-def rstdp_runs(stdp: tuple[int, int], pointwise: bool = True) -> dict[int, int]:
+def rstdp_runs(stdp: tuple[int, int], pointwise: bool = True, variants=None) -> dict[int, int]:
     """block -> the longest R-STDP budget any mnist5k variant with these STDP epochs (and pointwise
-    inhibition setting) asks for."""
+    inhibition setting) asks for, among ``variants`` (default: all)."""
     runs: dict[int, int] = {}
     for name, (_, s, block, epochs, *_rest) in MNIST_VARIANTS.items():
-        if s == stdp and pointwise_of(name) == pointwise:
+        if s == stdp and pointwise_of(name) == pointwise and (variants is None or name in variants):
             runs[block] = max(runs.get(block, 0), epochs)
     return runs
 
@@ -376,7 +380,9 @@ def main(argv=None) -> int:
         else:
             groups = [] if a.no_settings else sorted({(tuple(table[v][1]), pointwise_of(v)) for v in a.variants},
                                                      reverse=True)
-            futures = [pool.submit(run_group, s, g, a.quick, pointwise=pw) for g, pw in groups for s in a.seeds]
+            # each group runs the longest R-STDP budget that the requested variants ask for
+            futures = [pool.submit(run_group, s, g, a.quick, blocks=rstdp_runs(g, pw, a.variants), pointwise=pw)
+                       for g, pw in groups for s in a.seeds]
             # the curve runs the longest budget of the default's STDP group, so that whichever budget
             # validation picks for the default, the curve is read from runs of that very setting
             default_stdp = table[NOTEBOOK_DEFAULT][1]
