@@ -67,7 +67,8 @@ VARIANTS = {
 }
 DEFAULT_RSTDP = RSTDPParams(block=100)
 
-#: mnist5k: name -> (what it is, STDP epochs (conv1, conv2), R-STDP block, R-STDP epochs)
+#: mnist5k: name -> (what it is, STDP epochs (conv1, conv2), R-STDP block, R-STDP epochs[, pointwise
+#: inhibition while training conv1/conv2 (default: on, the paper)])
 MNIST_VARIANTS = {
     "8+12 STDP, 30 R-STDP": ("the digits default's STDP, half its R-STDP", (8, 12), 100, 30),
     "8+12 STDP, 60 R-STDP": ("the notebook's default on the digits", (8, 12), 100, 60),
@@ -76,7 +77,19 @@ MNIST_VARIANTS = {
     "2+4 STDP, 30 R-STDP": ("the public port's STDP epochs, short R-STDP", (2, 4), 100, 30),
     "2+4 STDP, 60 R-STDP": ("the public port's STDP epochs", (2, 4), 100, 60),
     "2+4 STDP, block 1000": ("the public port's STDP epochs and block", (2, 4), 1000, 60),
+    "2+4 STDP, no pointwise": ("ablation: the default without pointwise inhibition in conv1/conv2 STDP",
+                               (2, 4), 100, 60, False),
+    "2+4 STDP, 12 R-STDP": ("the default's first 12 R-STDP epochs (the paired partner of the next row)",
+                            (2, 4), 100, 12),
+    "2+4 STDP, 12 R-STDP, no pointwise": ("ablation: as the row above, without pointwise inhibition in "
+                                          "conv1/conv2 STDP", (2, 4), 100, 12, False),
 }
+
+
+def pointwise_of(variant: str) -> bool:
+    """Whether ``variant`` (mnist5k) trains conv1/conv2 with pointwise inhibition."""
+    spec = MNIST_VARIANTS[variant]
+    return spec[4] if len(spec) > 4 else True
 #: seconds per epoch of each phase in notebook 02 (two threads, 2 idle cores; R-STDP with its validation and
 #: test evaluations) and the rest of the notebook, measured from the default run: 2 + 4 STDP epochs and
 #: 60 R-STDP took conv1 15.5 s, conv2 54.6 s, conv3 242.1 s, and 341 s for the whole `snnlab run`
@@ -91,7 +104,9 @@ def notebook_minutes(stdp: tuple[int, int], rstdp_epochs: int) -> float:
 
 #: settings whose notebook run fits the 10 minutes on 2 cores that a default may take (8 + 12 STDP and
 #: 60 R-STDP epochs: about 8.3 min; 120 R-STDP epochs: about 12.4 min)
-FITS_TEN_MINUTES = tuple(name for name, v in MNIST_VARIANTS.items() if notebook_minutes(v[1], v[3]) <= 10.0)
+#: (ablations, such as the run without pointwise inhibition, are no candidates)
+FITS_TEN_MINUTES = tuple(name for name, v in MNIST_VARIANTS.items()
+                         if pointwise_of(name) and notebook_minutes(v[1], v[3]) <= 10.0)
 #: the notebook's default on mnist5k: the best mean validation accuracy among FITS_TEN_MINUTES
 NOTEBOOK_DEFAULT = "2+4 STDP, 60 R-STDP"
 DATASET_DEFAULT = {"digits": DIGITS_DEFAULT, "mnist5k": NOTEBOOK_DEFAULT}
@@ -109,38 +124,41 @@ def mnist5k_parts(seed: int, n_train: int | None = None):
     return (x, y), (splits.val.x, splits.val.y), (splits.test.x, splits.test.y)
 
 
-def rstdp_runs(stdp: tuple[int, int]) -> dict[int, int]:
-    """block -> the longest R-STDP budget any mnist5k variant with these STDP epochs asks for."""
+def rstdp_runs(stdp: tuple[int, int], pointwise: bool = True, variants=None) -> dict[int, int]:
+    """block -> the longest R-STDP budget any mnist5k variant with these STDP epochs (and pointwise
+    inhibition setting) asks for, among ``variants`` (default: all)."""
     runs: dict[int, int] = {}
-    for _, s, block, epochs in MNIST_VARIANTS.values():
-        if s == stdp:
+    for name, (_, s, block, epochs, *_rest) in MNIST_VARIANTS.items():
+        if s == stdp and pointwise_of(name) == pointwise and (variants is None or name in variants):
             runs[block] = max(runs.get(block, 0), epochs)
     return runs
 
 
 def run_group(seed: int, stdp: tuple[int, int], quick: bool, n_train: int | None = None,
-              blocks: dict[int, int] | None = None) -> dict:
-    """Train conv1/conv2 once with ``stdp`` epochs, then conv3 by R-STDP for each block (epochs) from
-    those same layers; every R-STDP epoch records train, validation and test accuracy."""
+              blocks: dict[int, int] | None = None, pointwise: bool = True) -> dict:
+    """Train conv1/conv2 once with ``stdp`` epochs (with or without pointwise inhibition), then conv3
+    by R-STDP for each block (epochs) from those same layers; every R-STDP epoch records train,
+    validation and test accuracy."""
     torch.set_num_threads(1)
     (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = mnist5k_parts(seed, n_train)
-    blocks = dict(blocks or rstdp_runs(stdp))
+    blocks = dict(blocks or rstdp_runs(stdp, pointwise))
     requested = stdp
     if quick:
         x_tr, y_tr, stdp = x_tr[:40], y_tr[:40], (1, 1)
         blocks = {b: 2 for b in blocks}
     start = time.perf_counter()
-    net = MozafariNet(MozafariConfig(rstdp=DEFAULT_RSTDP), seed=seed)
+    net = MozafariNet(MozafariConfig(rstdp=DEFAULT_RSTDP, pointwise_inhibition=pointwise), seed=seed)
     stdp_trainer = MozafariTrainer(net, x_tr, y_tr, x_va, y_va, epochs=(*stdp, 0), seed=seed, progress=False)
     stdp_trainer.run()
     stdp_seconds = time.perf_counter() - start
-    out = {"seed": seed, "stdp": list(stdp), "stdp_key": list(requested), "n_train": int(y_tr.shape[0]), "curve": n_train,
+    out = {"seed": seed, "stdp": list(stdp), "stdp_key": list(requested), "pointwise": pointwise,
+           "n_train": int(y_tr.shape[0]), "curve": n_train,
            "stdp_seconds": round(stdp_seconds, 1), "rstdp": {}}
     for block, epochs in blocks.items():
         start = time.perf_counter()
         # R-STDP from the same conv1/conv2: what an uninterrupted (stdp, epochs) run computes, because
         # conv3's initial weights come from the seed and nothing in the STDP phases draws from it
-        r_net = MozafariNet(MozafariConfig(rstdp=RSTDPParams(block=block)), seed=seed)
+        r_net = MozafariNet(MozafariConfig(rstdp=RSTDPParams(block=block), pointwise_inhibition=pointwise), seed=seed)
         r_net.w1.copy_(net.w1)
         r_net.w2.copy_(net.w2)
         trainer = MozafariTrainer(r_net, x_tr, y_tr, x_va, y_va, epochs=(*stdp, epochs), seed=seed, progress=False,
@@ -166,9 +184,10 @@ def mnist_rows(group: dict) -> list[dict]:
     """The study rows one group answers: every variant with the group's STDP epochs whose block it ran
     (a budget longer than the run, as in ``--quick``, is cut to the run)."""
     rows = []
-    for name, (_, stdp, block, epochs) in MNIST_VARIANTS.items():
+    for name, (_, stdp, block, epochs, *_rest) in MNIST_VARIANTS.items():
         curve = group["rstdp"].get(str(block))
-        if tuple(stdp) != tuple(group["stdp_key"]) or curve is None:
+        if (tuple(stdp) != tuple(group["stdp_key"]) or pointwise_of(name) != group.get("pointwise", True)
+                or curve is None):
             continue
         cap = min(epochs, len(curve["val"]))
         epoch, val, test = chosen(curve, cap)
@@ -359,8 +378,11 @@ def main(argv=None) -> int:
         if a.dataset == "digits":
             futures = [pool.submit(run_one, v, s, a.quick) for v in a.variants for s in a.seeds]
         else:
-            groups = [] if a.no_settings else sorted({tuple(table[v][1]) for v in a.variants}, reverse=True)
-            futures = [pool.submit(run_group, s, g, a.quick) for g in groups for s in a.seeds]
+            groups = [] if a.no_settings else sorted({(tuple(table[v][1]), pointwise_of(v)) for v in a.variants},
+                                                     reverse=True)
+            # each group runs the longest R-STDP budget that the requested variants ask for
+            futures = [pool.submit(run_group, s, g, a.quick, blocks=rstdp_runs(g, pw, a.variants), pointwise=pw)
+                       for g, pw in groups for s in a.seeds]
             # the curve runs the longest budget of the default's STDP group, so that whichever budget
             # validation picks for the default, the curve is read from runs of that very setting
             default_stdp = table[NOTEBOOK_DEFAULT][1]

@@ -286,6 +286,36 @@ class MozafariTrainer:
         return self.history
 
 
+def rerun_rstdp(net: MozafariNet, train_x, train_y, val_x, val_y, *, rstdp, epochs: int, seed: int = 0,
+                monitor: tuple[torch.Tensor, torch.Tensor] | None = None,
+                num_threads: int | None = None) -> TrainHistory:
+    """R-STDP of conv3 again, with other R-STDP parameters, on top of ``net``'s trained conv1/conv2.
+
+    A new network with ``net``'s config (``rstdp`` replaced) and seed starts from the seed's initial
+    conv3 weights, takes ``net``'s conv1/conv2 weights and trains conv3 for ``epochs`` epochs with the
+    seed's sample order; ``net`` is not changed. With ``rstdp`` equal to ``net.config.rstdp`` this is
+    the first ``epochs`` R-STDP epochs of the run that trained ``net`` with the same data and seed
+    (the same computation), so a changed rule can be compared epoch by epoch with the original run.
+
+    Args:
+        net: a network whose conv1/conv2 are trained (on ``net.w1.device``).
+        train_x, train_y, val_x, val_y: as for :class:`MozafariTrainer`.
+        rstdp: the :class:`~snnlab.plasticity.mozafari.RSTDPParams` of the rerun.
+        epochs: R-STDP epochs.
+        seed: the seed ``net`` was built and trained with.
+        monitor, num_threads: as for :class:`MozafariTrainer`.
+    Returns:
+        the rerun's :class:`TrainHistory` (per-epoch train, validation and monitor accuracy).
+    """
+    config = dataclasses.replace(net.config, rstdp=rstdp)
+    fresh = MozafariNet(config, seed=seed).to(net.w1.device)
+    fresh.w1.copy_(net.w1)
+    fresh.w2.copy_(net.w2)
+    trainer = MozafariTrainer(fresh, train_x, train_y, val_x, val_y, epochs=(0, 0, check_int("epochs", epochs, minimum=1)),
+                              seed=seed, progress=False, keep_best=False, num_threads=num_threads, monitor=monitor)
+    return trainer.run(resume=False)
+
+
 # --------------------------------------------------------------------------- figures
 def feature_images(w1: torch.Tensor, specs=None) -> torch.Tensor:
     """What each conv1 feature 'looks for' in pixel space: ``sum_c w[f, c] (*) DoG_c``.
@@ -310,13 +340,44 @@ def plot_spike_waves(times: torch.Tensor, t: int, n_steps: int, *, titles=None):
     import matplotlib.pyplot as plt
 
     c = times.shape[0]
-    fig, axes = plt.subplots(1, c, figsize=(1.6 * c, 1.9), squeeze=False)
+    fig, axes = plt.subplots(1, c, figsize=(1.6 * c + 0.8, 1.9), squeeze=False)
     for i, ax in enumerate(axes[0]):
         shown = torch.where(times[i] <= t, times[i].float(), torch.tensor(float("nan")))
-        ax.imshow(shown.cpu().numpy(), cmap="viridis_r", vmin=0, vmax=n_steps - 1)
+        image = ax.imshow(shown.cpu().numpy(), cmap="viridis_r", vmin=0, vmax=n_steps - 1)
         ax.set_title(titles[i] if titles else f"channel {i}", fontsize=8)
         ax.axis("off")
-    fig.suptitle(f"spike waves up to step t = {t} (colour: spike step)", fontsize=9)
+    bar = fig.colorbar(image, ax=list(axes[0]), fraction=0.02, pad=0.02)
+    bar.set_label("spike step", fontsize=8)
+    bar.ax.tick_params(labelsize=7)
+    fig.suptitle(f"spike waves up to step t = {t} (empty: not spiked yet)", fontsize=9)
+    return fig
+
+
+def plot_dog_responses(image: torch.Tensor, maps: torch.Tensor, *, label=None, titles=None):
+    """One grey image and its DoG maps side by side, each with a colour bar.
+
+    Args:
+        image: ``[H, W]`` in [0, 1].
+        maps: ``[C, H, W]`` filter responses (e.g. after local normalisation).
+        label: the digit's class (shown in the title).
+        titles: one title per map.
+    Returns:
+        the ``Figure``.
+    """
+    import matplotlib.pyplot as plt
+
+    c = maps.shape[0]
+    fig, axes = plt.subplots(1, c + 1, figsize=(1.75 * (c + 1), 2.1), squeeze=False)
+    panels = [(image, "gray", f"digit {label}" if label is not None else "image", "intensity")]
+    panels += [(maps[i], "magma", titles[i] if titles else f"map {i}", "response / local mean") for i in range(c)]
+    for ax, (data, cmap, title, unit) in zip(axes[0], panels):
+        shown = ax.imshow(torch.as_tensor(data).cpu().numpy(), cmap=cmap)
+        ax.set_title(title, fontsize=8)
+        ax.axis("off")
+        bar = fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.03)
+        bar.ax.tick_params(labelsize=6)
+    axes[0][0].set_title(panels[0][2] + "\n(pixel intensity)", fontsize=8)
+    axes[0][1].set_title((titles[0] if titles else "map 0") + "\n(response / local mean)", fontsize=8)
     return fig
 
 
@@ -347,7 +408,13 @@ def plot_confusion(labels, decisions, n_classes: int = 10, *, ax=None):
     m.index_put_((labels, col), torch.ones_like(labels), accumulate=True)
     if ax is None:
         _, ax = plt.subplots(figsize=(4.6, 4))
-    ax.imshow(m.numpy(), cmap="Blues")
+    shown = ax.imshow(m.numpy(), cmap="Blues")
+    bar = ax.figure.colorbar(shown, ax=ax, fraction=0.046, pad=0.04)
+    bar.set_label("test images", fontsize=8)
+    from matplotlib.ticker import MaxNLocator
+
+    bar.locator = MaxNLocator(integer=True)
+    bar.update_ticks()
     for i in range(n_classes):
         for j in range(n_classes + 1):
             if m[i, j]:
@@ -387,6 +454,7 @@ def plot_study(summary: dict, *, target: float | None = 90.0, highlight: str | N
     lo = min(min(r["tests"].values()) for r in summary.values())
     ax.set_xlim(max(0.0, lo - 5.0), 100.0)
     ax.set_xlabel("held-out test accuracy (%): bars mean +- sd over seeds, dots seeds, circles validation")
+    ax.set_ylabel("setting")
     return ax
 
 

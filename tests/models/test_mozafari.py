@@ -368,3 +368,21 @@ def test_plot_study_draws_one_bar_per_variant():
     orange = [p for p in ax.patches if p.get_facecolor()[:3] == matplotlib.colors.to_rgb("tab:orange")]
     assert len(orange) == 1 and orange[0].get_width() == pytest.approx(summary[study.DIGITS_DEFAULT]["test_mean"])
     matplotlib.pyplot.close("all")
+
+
+def test_rerun_rstdp_with_the_same_rule_repeats_the_run_and_leaves_the_net_alone(digits):
+    from snnlab.experiments.mozafari import rerun_rstdp
+
+    config = dataclasses.replace(SMALL, rstdp=RSTDPParams(block=10))
+    net = MozafariNet(config, seed=3)
+    x, y, xv, yv = digits.train.x[:30], digits.train.y[:30], digits.val.x[:12], digits.val.y[:12]
+    history = MozafariTrainer(net, x, y, xv, yv, epochs=(1, 1, 3), seed=3, progress=False, monitor=(xv, yv)).run()
+    before = [net.w1.clone(), net.w2.clone(), net.w3.clone()]
+    same = rerun_rstdp(net, x, y, xv, yv, rstdp=config.rstdp, epochs=2, seed=3, monitor=(xv, yv), num_threads=1)
+    assert same.rstdp_val_acc == history.rstdp_val_acc[:2]
+    assert same.rstdp_train_acc == history.rstdp_train_acc[:2]
+    assert same.rstdp_monitor_acc == history.rstdp_monitor_acc[:2]
+    assert all(torch.equal(a, b) for a, b in zip(before, (net.w1, net.w2, net.w3)))
+    changed = rerun_rstdp(net, x, y, xv, yv, rstdp=RSTDPParams(block=10, punish_plus=0.0, punish_minus=0.0),
+                          epochs=2, seed=3, num_threads=1)
+    assert len(changed.rstdp_val_acc) == 2 and changed.rstdp_monitor_acc == []
