@@ -254,10 +254,10 @@ def test_a_control_replots_the_panel_figure_in_jupyterlab(name, lab, chromium, a
             timeout=KERNEL_READY_S * 1000, polling=500)
         labels = [t.strip() for t in panel_cell.locator(".widget-label").all_inner_texts()]
         before = image.get_attribute("src")
-        readout_before = value_of(panel_cell)
+        tag = control.evaluate("e => e.tagName.toLowerCase() + ':' + (e.type || '')")
+        readout_before = value_of(panel_cell, tag)
         panel_cell.screenshot(path=str(artifacts / "1_before_panel.png"))
 
-        tag = control.evaluate("e => e.tagName.toLowerCase() + ':' + (e.type || '')")
         if tag.startswith("select"):
             options = control.evaluate("e => Array.from(e.options).map(o => o.value)")
             current = control.evaluate("e => e.value")
@@ -273,7 +273,7 @@ def test_a_control_replots_the_panel_figure_in_jupyterlab(name, lab, chromium, a
                                return img && img.src !== old; }""",
             arg=[index, before], timeout=FIGURE_CHANGE_S * 1000)
         after = image.get_attribute("src")
-        readout_after = value_of(panel_cell)
+        readout_after = value_of(panel_cell, tag)
         images = panel_cell.locator(".jp-OutputArea-output img").count()
         page.screenshot(path=str(artifacts / "2_after_change.png"))
         panel_cell.screenshot(path=str(artifacts / "2_after_change_panel.png"))
@@ -304,11 +304,10 @@ def test_a_control_replots_the_panel_figure_in_jupyterlab(name, lab, chromium, a
     assert outside == [], f"{name}: requests left 127.0.0.1: {outside[:5]}"
 
 
-def value_of(cell) -> str:
-    """The first control's value as shown: a slider's readout, a dropdown's selection, a checkbox state."""
-    return cell.evaluate("""c => { const r = c.querySelector('.widget-readout');
-                                   if (r) return r.innerText.trim();
-                                   const s = c.querySelector('.widget-dropdown select');
-                                   if (s) return s.value;
-                                   const b = c.querySelector('.widget-checkbox input');
-                                   return b ? String(b.checked) : ''; }""")
+def value_of(cell, tag: str) -> str:
+    """The moved control's value as shown: a dropdown's selection, a checkbox state, a slider's readout."""
+    return cell.evaluate("""(c, tag) => {
+        if (tag.startsWith('select')) return c.querySelector('.widget-dropdown select').value;
+        if (tag === 'input:checkbox') return String(c.querySelector('.widget-checkbox input').checked);
+        const r = c.querySelector('.widget-slider .widget-readout, .widget-hslider .widget-readout');
+        return r ? r.innerText.trim() : ''; }""", tag)
