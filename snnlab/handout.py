@@ -3,17 +3,18 @@
     snnlab handout [NOTEBOOK ...] [--to html pdf ipynb | all] [--version student instructor | all]
                    [--out DIR] [-p NAME VALUE ...] [-f params.yaml] [--quick]
 
-Without NOTEBOOK it takes every ``notebooks/NN_*.ipynb``. Each notebook is executed headless with
-``snnlab.execution.execute`` (papermill), once per version, and exported to ``--out`` (default
-``build/handouts/``) as ``<name>.<version>.<format>``:
+Without NOTEBOOK it takes every ``notebooks/NN_*.ipynb``. Each notebook is executed once, headless,
+with ``snnlab.execution.execute`` (papermill), and exported to ``--out`` (default ``build/handouts/``) as
+``<name>.<version>.<format>``:
 
 * **instructor**: the notebook as it is, solutions included; every ``check`` cell must pass.
 * **student**: made from the *source* notebook. The code between ``### BEGIN SOLUTION`` and
-  ``### END SOLUTION`` in each ``solution`` cell becomes ``raise NotImplementedError("Exercise: ...")``
-  at the markers' indentation; the exercise prompt (the markdown) stays; markdown cells tagged
-  ``instructor`` are dropped. Solution and check cells are tagged ``raises-exception``, so the
-  notebook still runs top to bottom; the only errors accepted while it runs are the stubs'
-  ``NotImplementedError`` and ``NameError`` for a name a solution would have defined.
+  ``### END SOLUTION`` in each ``solution`` cell becomes nbgrader's stub (``# YOUR CODE HERE`` and
+  ``raise NotImplementedError()``) at the markers' indentation, so nbgrader's own release gives the
+  same code; the exercise prompt (the markdown) stays; markdown cells tagged ``instructor`` are
+  dropped. Its outputs come from the same run (:func:`student_from_executed`): a cell an unfinished
+  exercise would stop shows a boxed note instead of a traceback. Running the student notebook itself
+  (:func:`execute_version`) raises in exactly those cells, which the test suite checks.
 
 HTML is one self-contained file: images are embedded, the equations are rendered to inline SVG by
 matplotlib's mathtext (no MathJax; an equation mathtext cannot parse stays as TeX source), plotly
@@ -46,6 +47,9 @@ from .utils import atomic_write_bytes
 FORMATS = ("html", "pdf", "ipynb")
 VERSIONS = ("student", "instructor")
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
+# nbgrader's default ClearSolutions.code_stub for Python: with the same stub, `snnlab handout
+# --version student` and an instructor's own `nbgrader generate_assignment` give the same code cells.
+CODE_STUB = ("# YOUR CODE HERE", "raise NotImplementedError()")
 SOLUTION, CHECK, INSTRUCTOR = "solution", "check", "instructor"
 RAISES = "raises-exception"  # nbclient and JupyterLab continue a run past cells with this tag
 PAPERMILL_ERROR_TAG = "papermill-error-cell-tag"
@@ -83,7 +87,7 @@ def _enclosing_function(lines: list[str], index: int, indent: str) -> str | None
 def stub_source(source: str) -> str:
     """Replace every ``### BEGIN SOLUTION`` ... ``### END SOLUTION`` block by a raising stub.
 
-    The stub is ``raise NotImplementedError("Exercise: ...")`` at the indentation of the BEGIN
+    The stub is nbgrader's (:data:`CODE_STUB`) at the indentation of the BEGIN
     marker, naming the function to complete when the block sits inside one. Raises ``ValueError``
     for a cell without a block, an unclosed, nested or empty block, or an END without a BEGIN.
     """
@@ -97,9 +101,7 @@ def stub_source(source: str) -> str:
             if begin is not None:
                 raise ValueError(f"line {n + 1}: {BEGIN!r} inside another solution block")
             begin, indent = n, _indent(line)
-            function = _enclosing_function(lines, n, indent)
-            task = f"complete {function}()" if function else "write the missing code of this cell"
-            out.append(f'{indent}raise NotImplementedError("Exercise: {task} (see the Coding Exercise above)")')
+            out.extend(indent + stub for stub in CODE_STUB)
         elif stripped.startswith(END):
             if begin is None:
                 raise ValueError(f"line {n + 1}: {END!r} without a {BEGIN!r} before it")
@@ -223,6 +225,179 @@ def student_notebook(nb):
     return student
 
 
+def _parse_cell(source: str) -> ast.Module | None:
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    try:
+        return ast.parse(TransformerManager().transform_cell(source))
+    except SyntaxError:
+        return None
+
+
+def _reads(node: ast.AST) -> set[str]:
+    """The names ``node`` reads from the notebook's namespace: names local to a function, lambda or
+    comprehension inside it do not count."""
+    local: set[str] = set()
+    for sub in ast.walk(node):
+        if isinstance(sub, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            local |= {a.arg for a in ast.walk(sub.args) if isinstance(a, ast.arg)}
+            local |= {n.id for n in ast.walk(sub) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+        elif isinstance(sub, ast.comprehension):
+            local |= {n.id for n in ast.walk(sub.target) if isinstance(n, ast.Name)}
+    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)} - local
+
+
+def _binds(node: ast.AST) -> set[str]:
+    return module_level_names(ast.unparse(node))
+
+
+def _is_stub(node: ast.AST) -> bool:
+    """``node`` holds the ``raise NotImplementedError()`` of :data:`CODE_STUB`."""
+    for sub in ast.walk(node):
+        exc = sub.exc if isinstance(sub, ast.Raise) else None
+        if isinstance(exc, ast.Call) and not exc.args and getattr(exc.func, "id", None) == "NotImplementedError":
+            return True
+    return False
+
+
+_EXERCISE_HEADING = re.compile(r"^#+\s*Coding Exercise\s+(\d+)", re.M)
+
+
+def exercise_dependencies(nb) -> dict[int, tuple[int, ...]]:
+    """The code cells of ``nb``'s student version that unfinished exercises stop: index -> exercises.
+
+    Every solution cell is listed with its exercise (numbered by the ``Coding Exercise N`` heading
+    above it, else in order), every check cell with the exercise it checks, and every other cell
+    that would raise in the student version with the exercises it needs. The student version is
+    followed statement by statement: a stub at module level stops its cell and leaves what the
+    solution binds undefined; a function whose body is a stub raises when called; a statement that
+    reads such a name raises, and what the rest of its cell binds is undefined too; a statement
+    that rebinds a name without needing an exercise makes it usable again. Only top-level
+    statements count (an ``if`` that calls an unfinished function is taken to raise).
+    tests/test_handout.py checks this against running the student version of the notebooks.
+    """
+    tainted: dict[str, frozenset[int]] = {}
+    out: dict[int, tuple[int, ...]] = {}
+    number, ordinal, current = None, 0, None
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type == "markdown":
+            match = _EXERCISE_HEADING.search(cell.source)
+            number = int(match.group(1)) if match else number
+            continue
+        if cell.cell_type != "code":
+            continue
+        tags = _tags(cell)
+        exercise = None
+        if SOLUTION in tags:
+            ordinal += 1
+            exercise = current = number if number is not None else ordinal
+            number = None  # a heading numbers one solution cell
+        tree = _parse_cell(stub_source(cell.source) if exercise is not None else cell.source)
+        if tree is None:
+            continue
+        own = frozenset({exercise if exercise is not None else current} if tags & {SOLUTION, CHECK} else ())
+        if exercise is not None:  # what the solution binds is undefined, unless a statement that runs binds it
+            tainted.update(dict.fromkeys(module_level_names(cell.source), own))
+        stopped: frozenset[int] | None = frozenset() if CHECK in tags else None  # a check of an unfinished exercise fails
+        needs: set[int] = set(own)
+        for stmt in tree.body:
+            bound = _binds(stmt)
+            reads = frozenset().union(*(tainted[n] for n in _reads(stmt) if n in tainted))
+            needs |= reads
+            if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and stopped is None:
+                stub = own if exercise is not None and _is_stub(stmt) else frozenset()
+                if reads | stub:
+                    tainted[stmt.name] = reads | stub
+                else:
+                    tainted.pop(stmt.name, None)
+                continue
+            if stopped is None and (reads or (exercise is not None and _is_stub(stmt))):
+                stopped = reads | own
+            if stopped is not None:
+                tainted.update(dict.fromkeys(bound, stopped | own))
+            else:
+                for name in bound:
+                    tainted.pop(name, None)
+        if exercise is not None or stopped is not None:
+            out[i] = tuple(sorted(needs))
+    return out
+
+
+NOTE_CLASS = "snnlab-exercise-note"
+
+
+def _note_output(html_text: str, plain: str, *, lines: int = 0):
+    import nbformat
+
+    style = f' style="min-height:{1.4 * lines + 1.2:.1f}em"' if lines else ""
+    return nbformat.v4.new_output("display_data", data={
+        "text/html": f'<div class="{NOTE_CLASS}"{style}>{html_text}</div>', "text/plain": plain})
+
+
+def _exercise_task(source: str) -> str:
+    """What the student writes: ``complete f()`` for a block inside a function, else the cell's code."""
+    lines = source.splitlines()
+    begin = next(n for n, line in enumerate(lines) if line.strip().startswith(BEGIN))
+    function = _enclosing_function(lines, begin, _indent(lines[begin]))
+    return f"complete <code>{function}()</code> in the cell above" if function else \
+        "write the missing code in the cell above"
+
+
+def student_from_executed(source, executed):
+    """The executed student version of a notebook, made from its executed instructor copy.
+
+    ``source`` is the notebook as written, ``executed`` the same notebook run as it is (``snnlab run``
+    or the instructor handout). The result is :func:`student_notebook` of ``source`` whose code cells
+    carry the outputs of ``executed``, except where an unfinished exercise would stop the cell
+    (:func:`exercise_dependencies`): a solution cell shows a boxed note naming what to write, with
+    room for it, and every cell that needs that exercise shows a one-line note instead of its output
+    (running the student version shows a traceback there). Nothing is executed again.
+    """
+    import nbformat
+
+    src_code = [c for c in source.cells if c.cell_type == "code"]
+    run_code = [c for c in executed.cells if c.cell_type == "code"
+                and PAPERMILL_ERROR_TAG not in _tags(c) and "injected-parameters" not in _tags(c)]
+    if [c.source for c in src_code] != [c.source for c in run_code]:
+        raise ValueError("the executed copy's code cells differ from the notebook's: run it again")
+    deps = exercise_dependencies(source)
+    code_index = {i: k for k, i in enumerate(i for i, c in enumerate(source.cells) if c.cell_type == "code")}
+    student = student_notebook(source)
+    kept = [i for i, c in enumerate(source.cells) if not (c.cell_type == "markdown" and INSTRUCTOR in _tags(c))]
+    for i, cell in zip(kept, student.cells):
+        if cell.cell_type != "code":
+            continue
+        ran = run_code[code_index[i]]
+        if i not in deps:
+            cell.outputs, cell.execution_count = copy.deepcopy(ran.outputs), ran.execution_count
+            continue
+        needed = deps[i]
+        if SOLUTION in _tags(source.cells[i]):
+            lines = len(solution_lines(source.cells[i].source))
+            own = max(needed)  # a solution cell's own exercise is its latest
+            cell.outputs = [_note_output(f"<b>Exercise {own}</b>: {_exercise_task(source.cells[i].source)}.",
+                                         f"Exercise {own}: not done yet", lines=lines)]
+        else:
+            names = " and ".join(str(n) for n in needed)
+            text = f"Runs once Exercise{'s' if len(needed) > 1 else ''} {names} {'are' if len(needed) > 1 else 'is'} done."
+            cell.outputs = [_note_output(text, text)]
+        cell.execution_count = None
+    injected = [c for c in executed.cells if "injected-parameters" in _tags(c)]
+    if injected:  # the outputs come from that run: show its parameters, as the instructor version does
+        at = next((k + 1 for k, c in enumerate(student.cells) if "parameters" in _tags(c)), 0)
+        student.cells.insert(at, copy.deepcopy(injected[0]))
+    return student
+
+
+def version_notebook(source, executed, version: str):
+    """The executed notebook a ``version`` handout shows, from one instructor run ``executed``."""
+    if version == "student":
+        return student_from_executed(source, executed)
+    nb = copy.deepcopy(executed)
+    nb.cells = [c for c in nb.cells if PAPERMILL_ERROR_TAG not in _tags(c)]
+    return nb
+
+
 def clean_notebook(nb):
     """A copy of ``nb`` without outputs (the instructor's ``ipynb``)."""
     clean = copy.deepcopy(nb)
@@ -269,7 +444,7 @@ def _stage_student(source: Path, staged: Path) -> tuple[set[str], str]:
 
 def _expected_error(output, names: set[str]) -> bool:
     if output.get("ename") == "NotImplementedError":
-        return str(output.get("evalue", "")).startswith("Exercise:")
+        return str(output.get("evalue", "")) == ""  # the stub's bare NotImplementedError()
     if output.get("ename") == "NameError":
         match = re.match(r"name '([^']+)' is not defined", str(output.get("evalue", "")))
         return bool(match) and match.group(1) in names
@@ -572,33 +747,55 @@ def make_handouts(notebook: Path, *, versions: list[str], formats: list[str], ou
 def _make_handouts(notebook, *, versions, formats, out, parameters, workdir, chromium, progress):
     import nbformat
 
-    meta = run.notebook_metadata(notebook)
+    executed = None
+    if {"html", "pdf"} & set(formats):  # one run serves both versions
+        executed = execute_version(notebook, "instructor", workdir, parameters, progress=progress)
     written = []
     for version in versions:
-        stem = f"{notebook.stem}.{version}"
-        if "ipynb" in formats:
-            source = nbformat.read(notebook, as_version=4)
-            try:
-                nb = student_notebook(source) if version == "student" else clean_notebook(source)
-            except ValueError as exc:
-                raise HandoutError(f"{notebook.name}: {exc}") from exc
-            written.append(atomic_write_bytes(out / f"{stem}.ipynb", nbformat.writes(nb).encode("utf-8")))
-        if not {"html", "pdf"} & set(formats):
-            continue
-        executed = execute_version(notebook, version, workdir, parameters, progress=progress)
-        title = f"{meta.get('title') or notebook.stem} ({version} handout)"
-        page = export_html(executed, title=title, version=version, resources_path=notebook.parent)
-        fetches = network_references(page)
-        if fetches:  # a template or output change would break "opens offline": refuse to ship it
-            raise HandoutError(f"{notebook.name}: the {version} HTML would fetch from the network: {fetches[:5]}",
-                               code=1)
-        data = page.encode("utf-8")
-        if "html" in formats:
-            written.append(atomic_write_bytes(out / f"{stem}.html", data))
-        if "pdf" in formats:
-            html_path = workdir / f"{stem}.html"
-            html_path.write_bytes(data)
-            written.append(atomic_write_bytes(out / f"{stem}.pdf", print_pdf(html_path, chromium=chromium)))
+        written += write_handout(notebook, executed, version=version, formats=formats, out=out,
+                                 workdir=workdir, chromium=chromium)
+    return written
+
+
+def write_handout(notebook: Path, executed, *, version: str, formats: list[str], out: Path, workdir: Path,
+                  chromium: str | None = None) -> list[Path]:
+    """Write the ``version`` handout of ``notebook`` in ``formats`` into ``out``; return the paths.
+
+    ``executed`` is the notebook run as it is (``snnlab run``'s copy or :func:`execute_version`); it
+    may be ``None`` when only ``ipynb`` is asked for. The student version is derived from it
+    (:func:`student_from_executed`), so nothing runs twice. ``workdir`` takes the HTML that Chromium prints.
+    """
+    import nbformat
+
+    source = nbformat.read(notebook, as_version=4)
+    stem = f"{notebook.stem}.{version}"
+    written = []
+    if "ipynb" in formats:
+        try:
+            nb = student_notebook(source) if version == "student" else clean_notebook(source)
+        except ValueError as exc:
+            raise HandoutError(f"{notebook.name}: {exc}") from exc
+        written.append(atomic_write_bytes(out / f"{stem}.ipynb", nbformat.writes(nb).encode("utf-8")))
+    if not {"html", "pdf"} & set(formats):
+        return written
+    try:
+        shown = version_notebook(source, executed, version)
+    except ValueError as exc:
+        raise HandoutError(f"{notebook.name}: {exc}") from exc
+    meta = run.notebook_metadata(notebook)
+    title = f"{meta.get('title') or notebook.stem} ({version} handout)"
+    page = export_html(shown, title=title, version=version, resources_path=notebook.parent)
+    fetches = network_references(page)
+    if fetches:  # a template or output change would break "opens offline": refuse to ship it
+        raise HandoutError(f"{notebook.name}: the {version} HTML would fetch from the network: {fetches[:5]}",
+                           code=1)
+    data = page.encode("utf-8")
+    if "html" in formats:
+        written.append(atomic_write_bytes(out / f"{stem}.html", data))
+    if "pdf" in formats:
+        html_path = workdir / f"{stem}.html"
+        html_path.write_bytes(data)
+        written.append(atomic_write_bytes(out / f"{stem}.pdf", print_pdf(html_path, chromium=chromium)))
     return written
 
 

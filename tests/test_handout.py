@@ -105,17 +105,15 @@ def welcome_handouts(tmp_path_factory):
 def test_stub_source_keeps_the_indentation_and_names_the_function():
     source = "def f(x):\n    y = 1\n    ### BEGIN SOLUTION\n    return x + y\n    ### END SOLUTION\n"
     assert handout.stub_source(source) == (
-        "def f(x):\n    y = 1\n"
-        '    raise NotImplementedError("Exercise: complete f() (see the Coding Exercise above)")\n'
+        "def f(x):\n    y = 1\n    # YOUR CODE HERE\n    raise NotImplementedError()\n"
     )
 
 
 def test_stub_source_at_module_level_and_several_blocks():
     source = "a = 1\n### BEGIN SOLUTION\nb = 2\n### END SOLUTION\nc = 3\n  ### BEGIN SOLUTION\n  d = 4\n  ### END SOLUTION"
     lines = handout.stub_source(source).splitlines()
-    assert lines[0] == "a = 1" and lines[2] == "c = 3"
-    assert lines[1].startswith('raise NotImplementedError("Exercise: write the missing code')
-    assert lines[3].startswith("  raise NotImplementedError(")
+    assert lines == ["a = 1", "# YOUR CODE HERE", "raise NotImplementedError()", "c = 3",
+                     "  # YOUR CODE HERE", "  raise NotImplementedError()"]
     assert "b = 2" not in lines and "  d = 4" not in lines
 
 
@@ -144,7 +142,8 @@ def test_student_notebook_drops_instructor_markdown_and_tags_exercises(tmp_path)
             assert "raises-exception" not in tags
     joined = "\n".join(c.source for c in student.cells)
     assert "SOLUTION_ONE" not in joined and "SOLUTION_TWO" not in joined
-    assert joined.count('raise NotImplementedError("Exercise:') == 2
+    assert joined.count("# YOUR CODE HERE\nraise NotImplementedError()") == 1  # at module level
+    assert joined.count("    # YOUR CODE HERE\n    raise NotImplementedError()") == 1  # in double()
     assert "INSTRUCTOR_ONLY_NOTE_7" in nb.cells[2].source  # the source notebook is left alone
 
 
@@ -200,13 +199,16 @@ def test_network_references_finds_fetches_not_links():
 def test_student_html_has_prompt_and_stub_but_no_solution(tiny_handouts):
     source, out = tiny_handouts
     text = page_text((out / "01_tiny.student.html").read_text(encoding="utf-8"))
-    assert "PROMPT_MARK" in text and 'raise NotImplementedError("Exercise: complete double()' in text
+    assert "PROMPT_MARK" in text and "# YOUR CODE HERE" in text and "raise NotImplementedError()" in text
     for line in solution_body(nbformat.read(source, as_version=4)):
         assert line not in text
     assert "INSTRUCTOR_ONLY_NOTE_7" not in text
-    assert "NotImplementedError: Exercise: complete double()" in text  # the check cell's output
-    assert "name 'total' is not defined" in text  # the module-level exercise left undone
-    assert "LAST_CELL_RAN" in text  # the stub notebook ran top to bottom
+    # an unfinished exercise shows a boxed note, not a traceback
+    assert "Exercise 1: complete double() in the cell above." in text
+    assert "Exercise 2: write the missing code in the cell above." in text
+    assert text.count("Runs once Exercise") == 2  # the two check cells
+    assert "Traceback" not in text and "NotImplementedError:" not in text
+    assert "LAST_CELL_RAN" in text  # what does not need an exercise keeps its output
 
 
 @pytest.mark.notebook
@@ -259,7 +261,8 @@ def test_welcome_student_html_has_no_solution_code(welcome_handouts):
     body = solution_body(nbformat.read(WELCOME, as_version=4))
     assert body and not [line for line in body if line in text]
     assert "Coding Exercise 2: the f-I curve" in text and "Write firing_rate_hz(current)" in text
-    assert 'raise NotImplementedError("Exercise: complete firing_rate_hz()' in text
+    assert "Exercise 2: complete firing_rate_hz() in the cell above." in text
+    assert "Traceback" not in text and "NotImplementedError:" not in text
 
 
 @pytest.mark.notebook
