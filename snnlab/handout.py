@@ -236,7 +236,15 @@ def _parse_cell(source: str) -> ast.Module | None:
 
 def _reads(node: ast.AST) -> set[str]:
     """The names ``node`` reads from the notebook's namespace: names local to a function, lambda or
-    comprehension inside it do not count."""
+    comprehension inside it do not count, nor, in a ``for`` or ``with`` block, names the block binds
+    itself (its loop target, ``as`` names, assignments in its body) before its body reads them."""
+    if isinstance(node, (ast.For, ast.AsyncFor)):
+        own = _binds(node)
+        return _reads(node.iter) | (set().union(*(_reads(n) for n in node.body + node.orelse)) - own)
+    if isinstance(node, (ast.With, ast.AsyncWith)):
+        own = _binds(node)
+        heads = set().union(*(_reads(item.context_expr) for item in node.items))
+        return heads | (set().union(*(_reads(n) for n in node.body)) - own)
     local: set[str] = set()
     for sub in ast.walk(node):
         if isinstance(sub, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
@@ -271,10 +279,11 @@ def exercise_dependencies(nb) -> dict[int, tuple[int, ...]]:
     that would raise in the student version with the exercises it needs. The student version is
     followed statement by statement: a stub at module level stops its cell and leaves what the
     solution binds undefined; a function whose body is a stub raises when called; a statement that
-    reads such a name raises, and what the rest of its cell binds is undefined too; a statement
-    that rebinds a name without needing an exercise makes it usable again. Only top-level
-    statements count (an ``if`` that calls an unfinished function is taken to raise).
-    tests/test_handout.py checks this against running the student version of the notebooks.
+    reads such a name raises, and what the rest of its cell binds is undefined too; a check cell
+    stops at its first call of ``snnlab.exercises`` at the latest; a statement that rebinds a name
+    without needing an exercise makes it usable again. Only top-level statements count (an ``if``
+    that calls an unfinished function is taken to raise).
+    tests/test_exercises.py checks this against running the student version of every notebook.
     """
     tainted: dict[str, frozenset[int]] = {}
     out: dict[int, tuple[int, ...]] = {}
@@ -298,7 +307,7 @@ def exercise_dependencies(nb) -> dict[int, tuple[int, ...]]:
         own = frozenset({exercise if exercise is not None else current} if tags & {SOLUTION, CHECK} else ())
         if exercise is not None:  # what the solution binds is undefined, unless a statement that runs binds it
             tainted.update(dict.fromkeys(module_level_names(cell.source), own))
-        stopped: frozenset[int] | None = frozenset() if CHECK in tags else None  # a check of an unfinished exercise fails
+        stopped: frozenset[int] | None = None
         needs: set[int] = set(own)
         for stmt in tree.body:
             bound = _binds(stmt)
@@ -311,7 +320,9 @@ def exercise_dependencies(nb) -> dict[int, tuple[int, ...]]:
                 else:
                     tainted.pop(stmt.name, None)
                 continue
-            if stopped is None and (reads or (exercise is not None and _is_stub(stmt))):
+            # a check of an unfinished exercise fails at its first call of snnlab.exercises at the latest
+            checks = CHECK in tags and "exercises" in _reads(stmt)
+            if stopped is None and (reads or checks or (exercise is not None and _is_stub(stmt))):
                 stopped = reads | own
             if stopped is not None:
                 tainted.update(dict.fromkeys(bound, stopped | own))
@@ -409,13 +420,13 @@ def clean_notebook(nb):
 
 # --------------------------------------------------------------------------- execution
 def _stage_student(source: Path, staged: Path) -> tuple[set[str], str]:
-    """Write the student notebook to execute; return the names solutions define and the line added.
+    """Write the student notebook to execute; return the ids of the cells that may fail and the line added.
 
     The first code cell gets a first line that moves the kernel into the source notebook's folder
     (relative data paths keep working from the temporary copy; the line is removed again after the
     run). Every code cell from the first solution on is tagged ``raises-exception`` so that cells
     using an unfinished exercise do not stop the run; :func:`_check_student_errors` judges the
-    errors afterwards.
+    errors afterwards against :func:`exercise_dependencies`.
     """
     import nbformat
 
@@ -424,10 +435,7 @@ def _stage_student(source: Path, staged: Path) -> tuple[set[str], str]:
         student = student_notebook(nb)
     except ValueError as exc:
         raise HandoutError(f"{source.name}: {exc}") from exc
-    expected_names: set[str] = set()
-    for cell in nb.cells:
-        if cell.cell_type == "code" and SOLUTION in _tags(cell):
-            expected_names |= module_level_names(cell.source)
+    may_fail = {nb.cells[i].get("id") for i in exercise_dependencies(nb)}
     after_first = False
     for cell in student.cells:
         if cell.cell_type != "code":
@@ -439,20 +447,11 @@ def _stage_student(source: Path, staged: Path) -> tuple[set[str], str]:
     first = next(c for c in student.cells if c.cell_type == "code")
     first.source = setup + first.source
     staged.write_text(nbformat.writes(student), encoding="utf-8")
-    return expected_names, setup
+    return may_fail, setup
 
 
-def _expected_error(output, names: set[str]) -> bool:
-    if output.get("ename") == "NotImplementedError":
-        return str(output.get("evalue", "")) == ""  # the stub's bare NotImplementedError()
-    if output.get("ename") == "NameError":
-        match = re.match(r"name '([^']+)' is not defined", str(output.get("evalue", "")))
-        return bool(match) and match.group(1) in names
-    return False
-
-
-def _check_student_errors(nb, names: set[str], notebook_name: str) -> None:
-    """Accept only the errors an unfinished exercise causes; every code cell must have run."""
+def _check_student_errors(nb, may_fail: set[str], notebook_name: str) -> None:
+    """Accept errors only in the cells an unfinished exercise stops; every code cell must have run."""
     problems = []
     for i, cell in enumerate(nb.cells):
         if cell.cell_type != "code":
@@ -460,7 +459,7 @@ def _check_student_errors(nb, names: set[str], notebook_name: str) -> None:
         if cell.get("execution_count") is None and cell.source.strip():
             problems.append(f"cell {i} did not run")
         for output in cell.get("outputs", []):
-            if output.get("output_type") == "error" and not _expected_error(output, names):
+            if output.get("output_type") == "error" and cell.get("id") not in may_fail:
                 problems.append(f"cell {i}: {output.get('ename')}: {output.get('evalue')}")
     if problems:
         raise HandoutError(f"{notebook_name} (student version) failed for a reason other than an "
@@ -472,7 +471,8 @@ def execute_version(source: Path, version: str, workdir: Path, parameters: dict[
     """Execute the ``version`` of ``source`` in ``workdir`` and return the executed notebook.
 
     Uses :func:`snnlab.execution.execute` (papermill, kernel ``python3``). The instructor version must run
-    without any error; the student version only with the errors an unfinished exercise causes.
+    without any error; the student version may fail only in the cells :func:`exercise_dependencies`
+    lists (the cells whose outputs :func:`student_from_executed` replaces by a note).
     """
     import nbformat
 
@@ -484,7 +484,7 @@ def execute_version(source: Path, version: str, workdir: Path, parameters: dict[
             raise HandoutError(f"(instructor version) {exc}", code=1) from exc
         return nbformat.read(output, as_version=4)
     staged = workdir / f"{source.stem}.student.ipynb"
-    names, setup = _stage_student(source, staged)
+    may_fail, setup = _stage_student(source, staged)
     try:
         execution.execute(staged, output, parameters, progress=progress)
     except run.RunError:
@@ -497,7 +497,7 @@ def execute_version(source: Path, version: str, workdir: Path, parameters: dict[
     if not first.source.startswith(setup):
         raise HandoutError(f"{source.name}: the executed student copy lost its first line", code=1)
     first.source = first.source[len(setup):]
-    _check_student_errors(nb, names, source.name)
+    _check_student_errors(nb, may_fail, source.name)
     return nb
 
 

@@ -99,3 +99,24 @@ def test_welcome_student_version_runs_top_to_bottom(tmp_path, monkeypatch):
     assert not [i for i in errors if i < first_solution]  # nothing before the exercise fails
     # the last code cell (the replication check) does not use the exercise and still passed
     assert not [o for o in code[-1].outputs if o.output_type == "error"] and code[-1].outputs
+
+
+@pytest.mark.slow
+@pytest.mark.notebook
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_student_handout_notes_stand_exactly_where_the_student_run_fails(path, tmp_path, monkeypatch):
+    """The student handout is derived from the instructor run (handout.student_from_executed): a cell
+    gets a note instead of its output when exercise_dependencies says an unfinished exercise stops
+    it. Running the student notebook itself must agree: no other cell fails (execute_version raises
+    otherwise), and every listed cell except the solution cells (a stub inside a function body only
+    fails when called) does fail."""
+    monkeypatch.setenv("SNNLAB_FIGURES", str(tmp_path / "figures"))
+    params = run.notebook_metadata(path)["test_parameters"]
+    executed = handout.execute_version(path, "student", tmp_path, params)
+    source = nbformat.read(path, as_version=4)
+    listed = {source.cells[i].id: n for i, n in handout.exercise_dependencies(source).items()
+              if "solution" not in tags(source.cells[i])}
+    failed = {c.id for c in executed.cells if any(o.output_type == "error" for o in c.get("outputs", []))}
+    assert listed, f"{path.name}: no check cell depends on an exercise"
+    missing = [source.cells[[c.id for c in source.cells].index(i)].source[:100] for i in listed if i not in failed]
+    assert not missing, f"{path.name}: the handout hides outputs of cells that run without the exercise: {missing}"
