@@ -37,6 +37,7 @@ html_css_files = ["snnlab-book.css"]
 html_copy_source = False        # the sources are the instructor notebooks; students download theirs
 html_show_sourcelink = False
 html_last_updated_fmt = None
+html_context = {"default_mode": "auto"}  # light/dark as the reader's system; without it the theme logs an error
 html_theme_options = {
     "use_download_button": False,     # it would offer the instructor notebook; see the box on each page
     "use_repository_button": False,
