@@ -187,7 +187,8 @@ def download_box(stem: str, files: list[tuple[str, str]]) -> str:
 def page_notebook(source, executed, *, pages: dict[str, str], box: str | None = None):
     """The notebook a page shows: ``source``'s cells and tags with ``executed``'s outputs.
 
-    Instructor markdown is dropped, solution code is collapsed (``hide-input``), links point at the
+    Instructor markdown is dropped, the CDN MathJax that plotly figures request is removed (the site
+    bundles MathJax; plotly.js itself is inline, see ``snnlab.plots.show_plotly``), solution code is collapsed (``hide-input``), links point at the
     site's pages, the parameters a run injected are shown after the ``parameters`` cell, and ``box``
     (markdown) goes right under the page's title. Raises ``BookError`` if the code differs.
     """
@@ -207,6 +208,9 @@ def page_notebook(source, executed, *, pages: dict[str, str], box: str | None = 
         elif cell.cell_type == "code":
             done = next(ran)
             cell.outputs, cell.execution_count = copy.deepcopy(done.outputs), done.execution_count
+            for output in cell.outputs:
+                # plotly's notebook renderer asks a CDN for MathJax with every figure; the site has its own
+                handout._drop_cdn_mathjax(output)
             if SOLUTION in tags and not tags & SHOWING_TAGS:
                 cell.metadata["tags"] = [*cell.metadata.get("tags", []), "hide-input"]
         cells.append(cell)

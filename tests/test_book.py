@@ -174,6 +174,17 @@ def test_page_notebook_takes_tags_from_the_source_and_outputs_from_the_copy(tmp_
     nbformat.validate(page)  # ids unique, a notebook Sphinx can read
 
 
+def test_page_notebook_drops_the_cdn_mathjax_that_plotly_figures_ask_for(tmp_path):
+    source = _source(tmp_path / "00_welcome.ipynb")
+    copy = nbformat.read(_executed(source, tmp_path / "copy.ipynb"), as_version=4)
+    figure = ('<div>plotly</div><script src="https://cdnjs.cloudflare.com/ajax/libs/mathjax/3.2.2/es5/tex-svg.min.js">'
+              '</script><script type="text/javascript">window.PLOTLYENV={};</script>')
+    copy.cells[3].outputs = [nbformat.v4.new_output("display_data", data={"text/html": figure})]
+    page = book.page_notebook(nbformat.read(source, as_version=4), copy, pages=PAGES)
+    html = next(c for c in page.cells if c.source == "x = seed + 1").outputs[0]["data"]["text/html"]
+    assert html == '<div>plotly</div><script type="text/javascript">window.PLOTLYENV={};</script>'
+
+
 def test_page_notebook_refuses_a_copy_with_other_code(tmp_path):
     source = _source(tmp_path / "00_welcome.ipynb")
     copy = nbformat.read(_executed(source, tmp_path / "copy.ipynb"), as_version=4)
