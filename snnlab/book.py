@@ -278,6 +278,9 @@ def stage(notebooks: list[Path], executed_dir: Path, src: Path, *, readme: Path,
     import nbformat
 
     src.mkdir(parents=True, exist_ok=True)
+    for old in src.glob("*.ipynb"):  # a notebook renamed or removed since the last build: no orphan page
+        if old.name not in {nb.name for nb in notebooks}:
+            old.unlink()
     pages = {nb.name: run.notebook_metadata(nb).get("title") or nb.stem for nb in notebooks}
     for i, notebook in enumerate(notebooks, 1):
         start = time.perf_counter()
