@@ -31,9 +31,11 @@ handouts: $(STAMP)
 
 # The course website in build/book/html (open index.html, or copy the folder to any static host).
 # Reuses the executed notebooks of `make demo` (build/notebooks); runs only missing or stale ones.
-# Needs Chromium for the student PDFs (snnlab book --no-pdf without); no Node.js, no network.
+# Needs Chromium for the student PDFs (BOOK_ARGS=--no-pdf without); no Node.js, no network.
+# BOOK_ARGS="-j 2" executes two missing notebooks at once.
+BOOK_ARGS ?=
 book: $(STAMP)
-	$(BIN)/snnlab book
+	$(BIN)/snnlab book $(BOOK_ARGS)
 
 # Not through .venv: a GPU machine brings its own CUDA torch, which the venv's pinned CPU torch would
 # replace. Give the Python that has it (make gpu-check PYTHON=...); the script names what else is missing.

@@ -1,6 +1,6 @@
 """``snnlab book``: the whole course as one static website (``make book``).
 
-    snnlab book [--executed DIR] [--out DIR] [--no-pdf] [--no-progress] [--debug]
+    snnlab book [--executed DIR] [--out DIR] [-j N] [--no-pdf] [--no-progress] [--debug]
 
 Builds every ``notebooks/NN_*.ipynb``, executed, into one site in ``<out>/html`` (default
 ``build/book/html``): the course map of ``notebooks/README.md`` as the front page, one page per
@@ -97,8 +97,11 @@ def copy_problem(notebook: Path, executed: Path) -> str | None:
     return None
 
 
-def ensure_executed(notebooks: list[Path], executed_dir: Path, *, progress: bool = True) -> None:
-    """Run ``snnlab run`` for the notebooks whose copy in ``executed_dir`` is missing or stale; one line each."""
+def ensure_executed(notebooks: list[Path], executed_dir: Path, *, progress: bool = True, jobs: int = 1) -> None:
+    """Run ``snnlab run`` for the notebooks whose copy in ``executed_dir`` is missing or stale; one line each.
+
+    ``jobs`` > 1 runs that many notebooks at once (``snnlab run -j``), each kernel with its share of the cores.
+    """
     stale = []
     for i, notebook in enumerate(notebooks, 1):
         problem = copy_problem(notebook, executed_dir / notebook.name)
@@ -112,7 +115,8 @@ def ensure_executed(notebooks: list[Path], executed_dir: Path, *, progress: bool
             stale.append(notebook)
     if not stale:
         return
-    argv = [*(str(p) for p in stale), "--out", str(executed_dir)] + ([] if progress else ["--no-progress"])
+    argv = [*(str(p) for p in stale), "--out", str(executed_dir), "-j", str(jobs)]
+    argv += [] if progress else ["--no-progress"]
     if run.main(argv) != 0:
         raise BookError(f"snnlab run failed for {', '.join(p.name for p in stale)}: no site built", code=1)
     for notebook in stale:  # snnlab run commits only complete runs, but say so if that ever changes
@@ -331,11 +335,13 @@ def build_parser() -> argparse.ArgumentParser:
                     "search, the course map as front page and the student downloads on each page. Works "
                     "offline from a folder; copy <out>/html to any static host to publish it.",
     )
-    parser.add_argument("--executed", default="build/notebooks",
+    parser.add_argument("--executed", default="build/notebooks", metavar="DIR",
                         help="executed copies from `snnlab run` to reuse; missing or stale ones are executed "
                              "into this folder (default: %(default)s)")
-    parser.add_argument("--out", default="build/book",
+    parser.add_argument("--out", default="build/book", metavar="DIR",
                         help="output folder; the site is <out>/html (default: %(default)s)")
+    parser.add_argument("-j", "--jobs", type=int, default=1, metavar="N",
+                        help="execute up to N missing or stale notebooks at once, as `snnlab run -j N` (default: 1)")
     parser.add_argument("--no-pdf", action="store_true",
                         help="no student PDFs (they need Chromium); the student notebooks are still offered")
     parser.add_argument("--no-progress", action="store_true", help="no per-cell progress bars when executing")
@@ -351,6 +357,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(args) -> int:
     start = time.perf_counter()
+    if args.jobs < 1:
+        raise BookError(f"-j/--jobs must be >= 1, got {args.jobs}")
     root = repo_root()
     if root is None or not (root / "docs" / "book" / "conf.py").is_file():
         raise BookError("snnlab book needs the snnlab checkout (docs/book/conf.py, notebooks/): run it from there")
@@ -363,7 +371,7 @@ def _main(args) -> int:
         if chromium is None:  # before minutes of execution, not after
             raise BookError(handout.CHROMIUM_HINT.replace("HTML handouts (--to html) need no browser.",
                                                           "Or build without PDFs: snnlab book --no-pdf."))
-    ensure_executed(notebooks, executed_dir, progress=not args.no_progress)
+    ensure_executed(notebooks, executed_dir, progress=not args.no_progress, jobs=args.jobs)
     staged = time.perf_counter()
     src, html = out / "src", out / "html"
     stage(notebooks, executed_dir, src, readme=root / "notebooks" / "README.md", pdf=not args.no_pdf,

@@ -142,7 +142,7 @@ def test_ensure_executed_runs_snnlab_run_for_the_stale_and_missing_copies_only(t
 
     monkeypatch.setattr(book.run, "main", fake_run)
     book.ensure_executed([fresh, stale, missing], executed, progress=False)
-    assert calls == [[str(stale), str(missing), "--out", str(executed), "--no-progress"]]
+    assert calls == [[str(stale), str(missing), "--out", str(executed), "-j", "1", "--no-progress"]]
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("[1/3] 00_a.ipynb: using") and "(parameters {'seed': 3})" in lines[0]
     assert lines[1] == "[2/3] 01_b.ipynb: code cell 1 differs from the notebook's; executing it"
@@ -225,6 +225,8 @@ def test_book_command_has_help_and_refuses_a_file_as_out_in_one_line(tmp_path, c
     assert cli.main(["book", "--out", str(blocker)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and err.startswith("snnlab book: --out") and "is a file" in err
+    assert cli.main(["book", "-j", "0"]) == 2
+    assert capsys.readouterr().err.strip() == "snnlab book: -j/--jobs must be >= 1, got 0"
 
 
 def test_book_without_chromium_fails_at_once_naming_the_way_out(tmp_path, monkeypatch, capsys):
