@@ -29,7 +29,9 @@ all plain wheels on PyPI (pinned in constraints.txt): the theme's CSS, JavaScrip
 inside the wheel, so a build needs neither Node.js nor the network. Jupyter Book 2 / mystmd download
 their site theme (a Node.js application) at build time, which fails offline and on locked-down
 hosts. The Sphinx configuration is committed in ``docs/book/conf.py`` (the one place to change the
-site's look); this module only stages the pages and calls Sphinx with ``-c docs/book``.
+site's look); this module only stages the pages into ``<out>/src`` and calls Sphinx with
+``-c docs/book``. A Sphinx warning (a broken link, a page outside the table of contents) fails the
+build. A rebuild is incremental: unchanged pages and downloads are kept (about 15 s on 2 cores).
 """
 from __future__ import annotations
 
