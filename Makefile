@@ -6,7 +6,7 @@ BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.snnlab-installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-fast lab venv clean handouts gpu-check
+.PHONY: demo test test-fast lab venv clean handouts book gpu-check
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "snnlab needs Python >= 3.11 (set PYTHON=python3.11)")'
@@ -28,6 +28,14 @@ test-fast: $(STAMP)
 
 handouts: $(STAMP)
 	$(BIN)/snnlab handout --to html pdf --version student instructor
+
+# The course website in build/book/html (open index.html, or copy the folder to any static host).
+# Reuses the executed notebooks of `make demo` (build/notebooks); runs only missing or stale ones.
+# Needs Chromium for the student PDFs (BOOK_ARGS=--no-pdf without); no Node.js, no network.
+# BOOK_ARGS="-j 2" executes two missing notebooks at once.
+BOOK_ARGS ?=
+book: $(STAMP)
+	$(BIN)/snnlab book $(BOOK_ARGS)
 
 # Not through .venv: a GPU machine brings its own CUDA torch, which the venv's pinned CPU torch would
 # replace. Give the Python that has it (make gpu-check PYTHON=...); the script names what else is missing.

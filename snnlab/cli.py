@@ -1,4 +1,4 @@
-"""The ``snnlab`` console script: ``snnlab run|train|handout ...``.
+"""The ``snnlab`` console script: ``snnlab run|train|handout|book ...``.
 
 Each sub-command lives in its own module with its own ``main(argv) -> int``; this file only
 dispatches, so ``snnlab --help`` stays fast (no torch import until a command needs it).
@@ -12,6 +12,7 @@ COMMANDS = {
     "run": ("snnlab.run", "execute notebooks headless with papermill (the main job)"),
     "train": ("snnlab.train", "train SpikingResformer with/without DA-SSDP from a YAML config"),
     "handout": ("snnlab.handout", "export notebooks as student/instructor handouts (HTML, PDF)"),
+    "book": ("snnlab.book", "build the course website (static, offline) from the executed notebooks"),
 }
 
 
