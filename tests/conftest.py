@@ -68,3 +68,41 @@ def assert_same():
     """``assert_same(a, b)``: the two results are equal bit for bit (how ``device="cpu"`` is checked
     against the default that every function had before it took a device)."""
     return _assert_same
+
+
+@pytest.fixture(scope="session")
+def quick_copy(tmp_path_factory):
+    """``quick_copy(notebook_path) -> (folder, exit_code)``: the notebook run once through ``snnlab run``
+    with its ``metadata.snnlab.test_parameters``, shared by every test of this pytest run.
+
+    The folder holds what ``snnlab run --out folder --figures folder/figures`` leaves: the executed copy,
+    ``run_card.json``, ``<stem>.results.json`` and the figures. tests/test_notebooks.py checks the run;
+    the course website's browser test builds the site from the same copies, so the suite executes each
+    notebook on its test parameters once, not once per use. Under pytest-xdist the workers share the
+    folder (the run's base temporary folder, new for every pytest run) and a file lock per notebook:
+    the first worker to ask executes it, the others wait and reuse it.
+    """
+    import json
+
+    import nbformat
+    from filelock import FileLock
+
+    from snnlab import run
+
+    base = tmp_path_factory.getbasetemp()
+    shared = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "quick-copies"
+    shared.mkdir(exist_ok=True)
+
+    def make(path: Path) -> tuple[Path, int]:
+        folder = shared / path.stem
+        status = shared / f"{path.stem}.status"
+        with FileLock(str(shared / f"{path.stem}.lock")):
+            if not status.is_file():
+                params = nbformat.read(path, as_version=4).metadata["snnlab"]["test_parameters"]
+                argv = [str(path), "--out", str(folder), "--figures", str(folder / "figures"), "--no-progress"]
+                for name, value in params.items():
+                    argv += ["-p", name, json.dumps(value) if not isinstance(value, str) else value]
+                status.write_text(str(run.main(argv)))
+            return folder, int(status.read_text())
+
+    return make

@@ -73,13 +73,12 @@ def test_notebook_metadata_registry(path):
 
 @pytest.mark.notebook
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
-def test_notebook_runs_through_snnlab_run_with_test_parameters(path, tmp_path, figures_dir):
+def test_notebook_runs_through_snnlab_run_with_test_parameters(path, quick_copy):
     params = load(path).metadata["snnlab"]["test_parameters"]
-    argv = [str(path), "--out", str(tmp_path), "--no-progress"]
-    for name, value in params.items():
-        argv += ["-p", name, json.dumps(value) if not isinstance(value, str) else value]
-    assert run.main(argv) == 0
-    executed = load(tmp_path / path.name)
+    folder, code = quick_copy(path)   # `snnlab run` with these parameters, shared with the site's test
+    assert code == 0
+    figures_dir = folder / "figures"
+    executed = load(folder / path.name)
     errors = [o for c in code_cells(executed) for o in c.outputs if o.output_type == "error"]
     assert not errors
     # no progress-bar residue: a headless tqdm leaves "0%|          | 0/10072" frozen in the copy
@@ -93,8 +92,8 @@ def test_notebook_runs_through_snnlab_run_with_test_parameters(path, tmp_path, f
     assert len(injected) == 1 and all(name in injected[0].source for name in params)
     prefix = path.name[:2]
     assert list(figures_dir.glob(f"{prefix}_*.png")), f"{path.name} wrote no figure {prefix}_*.png"
-    assert (tmp_path / "run_card.json").is_file()
-    record = json.loads((tmp_path / f"{path.stem}.results.json").read_text())   # its headline numbers
+    assert (folder / "run_card.json").is_file()
+    record = json.loads((folder / f"{path.stem}.results.json").read_text())   # its headline numbers
     assert record["notebook"] == path.stem and record["results"]
     assert record["parameters"] == params
 
