@@ -687,6 +687,48 @@ _TEMPLATE = r"""{%- extends 'index.html.j2' -%}
 {% endblock extra_css %}
 """
 FIGURE_MAX_MM = 118  # under half the printable height of A4 (270 mm) and of Letter (252 mm)
+# The printable box (CSS px at 96 per inch) of each paper with the @page margins above.
+PRINT_BOX_PX = {"A4": ((210 - 24) / 25.4 * 96, (297 - 27) / 25.4 * 96),
+                "Letter": ((215.9 - 24) / 25.4 * 96, (279.4 - 27) / 25.4 * 96)}
+# The notebooks draw at 100 dpi with legends of 8 pt or more: printed at scale s a legend is
+# 8 * 100/96 * s pt, so s >= 0.72 keeps it at 6 pt or more.
+MIN_FIGURE_SCALE = 0.72
+_PNG_IMG = re.compile(r'<img\b([^>]*?)src="data:image/png;base64,([A-Za-z0-9+/=]{40})')
+
+
+def figure_print_scale(width_px: int, height_px: int, paper: str = "A4") -> float:
+    """The scale a ``width_px`` x ``height_px`` figure prints at on ``paper``.
+
+    At most its natural size and the page width; at most half the page height too, so that a figure
+    pushed to the next page never leaves more than half a page blank, unless that would shrink it
+    below :data:`MIN_FIGURE_SCALE` (legends under 6 pt): then it may take up to the full height.
+    """
+    box_w, box_h = PRINT_BOX_PX[paper]
+    scale = min(1.0, box_w / width_px, FIGURE_MAX_MM / 25.4 * 96 / height_px)
+    if scale < MIN_FIGURE_SCALE:
+        scale = min(MIN_FIGURE_SCALE, box_w / width_px, 0.95 * box_h / height_px)
+    return scale
+
+
+def _size_figures(html: str, paper: str) -> str:
+    """Give every PNG output a print width from :func:`figure_print_scale` (a print-only rule)."""
+    rules = []
+
+    def one(match: re.Match) -> str:
+        head = base64.b64decode(match.group(2))
+        if head[12:16] != b"IHDR":
+            return match.group(0)
+        width, height = int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+        n = len(rules)
+        rules.append(f"#snnlab-fig-{n} {{ width: {width * figure_print_scale(width, height, paper):.0f}px !important; "
+                     f"max-height: none !important; }}")
+        return f'<img id="snnlab-fig-{n}"{match.group(1)}src="data:image/png;base64,{match.group(2)}'
+
+    html = _PNG_IMG.sub(one, html)
+    if rules:
+        style = '<style type="text/css">@media print {\n' + "\n".join(rules) + "\n}</style>\n"
+        html = html.replace("</head>", style + "</head>", 1)
+    return html
 
 
 def _template(paper: str) -> str:
@@ -729,7 +771,8 @@ def _wrap_code_lines(html: str) -> str:
             inner = "".join(parts)
             plain = html_lib.unescape(re.sub(r"<[^>]*>", "", inner))
             indent = len(plain) - len(plain.lstrip(" "))
-            out.append(f'<span class="snnlab-line" style="--snnlab-indent:{indent}ch">{inner or " "}</span>')
+            # the line feed stays inside (copied code keeps its lines); at the end of a block it adds no line
+            out.append(f'<span class="snnlab-line" style="--snnlab-indent:{indent}ch">{inner}\n</span>')
         return match.group(1) + "".join(out) + match.group(3)
 
     return _HIGHLIGHT_PRE.sub(one, html)
@@ -795,7 +838,7 @@ def export_html(nb, *, title: str, version: str, resources_path: Path, paper: st
         extra_loaders=[jinja2.DictLoader({"snnlab_handout.html.j2": _template(paper)})],
     )
     body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": title, "path": str(resources_path)}})
-    return _wrap_code_lines(body)
+    return _size_figures(_wrap_code_lines(body), paper)
 
 
 # --------------------------------------------------------------------------- PDF
