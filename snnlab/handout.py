@@ -894,6 +894,7 @@ POPPLER_HINT = ("the print checks need poppler-utils (pdftoppm, pdftotext): inst
                 "`sudo apt-get install poppler-utils` (Debian/Ubuntu) or `brew install poppler` (macOS)")
 PAGE_BOUNDS = (2, 45)     # fewer: an export lost the notebook; more: something no longer fits a page
 MIN_FILL = 0.5            # a page filled less than this, not the last of the document or of a section
+HEADING_RATIO = 1.3       # a page that opens with text this much larger than the body opens a section
 MIN_FONT_PT = 6.5         # the smallest text size that still reads on paper
 BOX_EM = 1.164            # DejaVu's ascender-to-descender height in em (font_sizes)
 INK_DPI = 30              # enough to see where the ink ends; 30 dpi keeps 40 pages under a second
@@ -979,8 +980,9 @@ def print_problems(pdf_path: Path, version: str, *, pages: tuple[int, int] = PAG
 
     * the page count outside ``pages``;
     * a page filled less than ``min_fill`` (:func:`page_fills`), except the document's last page
-      and a page followed by one that starts a section (``Section N``, ``Coding Exercise N``,
-      ``Bonus``, ``Summary``, ``Further reading``);
+      and a section's last page: one followed by a page that opens with a heading (``Section N``,
+      ``Coding Exercise N``, ``Bonus``, ``Summary``, ``Further reading``, or any first word
+      :data:`HEADING_RATIO` times the body size);
     * text smaller than ``min_font_pt`` (:func:`font_sizes`; text inside figures is pixels and is
       not seen here: figure widths are kept in check by the figure sizes in the notebooks);
     * traceback or error text (``Traceback``, ``NotImplementedError``, ``NameError``, ``...Error:``)
@@ -995,12 +997,17 @@ def print_problems(pdf_path: Path, version: str, *, pages: tuple[int, int] = PAG
     problems = []
     if not pages[0] <= len(fills) <= pages[1]:
         problems.append(f"{name}: {len(fills)} pages, outside {pages[0]}..{pages[1]}")
+    words = font_sizes(pdf_path)
+    opening: dict[int, float] = {}  # the size of each page's first word (pdftotext's reading order)
+    for size, page, _ in words:
+        opening.setdefault(page, size)
     for n, fill in enumerate(fills[:-1]):
         following = texts[n + 1] if n + 1 < len(texts) else ""
         first_line = next((line for line in following.splitlines() if line.strip()), "")
-        if fill < min_fill and not _SECTION_START.match(first_line):
+        # the next page opens a section: a named one, or any heading (text 1.3 times the body's or more)
+        section_next = _SECTION_START.match(first_line) or opening.get(n + 2, 0.0) >= HEADING_RATIO * BODY_PT
+        if fill < min_fill and not section_next:
             problems.append(f"{name}: page {n + 1} is {fill:.0%} filled (under {min_fill:.0%})")
-    words = font_sizes(pdf_path)
     if words:
         size, page, word = min(words)
         if size < min_font_pt:

@@ -57,8 +57,11 @@ def test_a_page_80_percent_empty_is_flagged_but_not_the_last(tmp_path):
 
 @needs_poppler
 def test_a_short_page_before_a_new_section_is_accepted(tmp_path):
-    next_section = [(0.93, "Section 3: A refractory period", 14)] + full_page()[1:]
+    next_section = [(0.93, "Section 3: A refractory period", 10.5)] + full_page()[1:]
     pdf = make_pdf(tmp_path / "section.pdf", [full_page(), full_page()[:4], next_section])
+    assert handout.print_problems(pdf, "instructor") == []
+    heading = [(0.93, "A study report", 16)] + full_page()[1:]  # any heading: larger than the body
+    pdf = make_pdf(tmp_path / "heading.pdf", [full_page(), full_page()[:4], heading])
     assert handout.print_problems(pdf, "instructor") == []
 
 
