@@ -903,7 +903,8 @@ INK_DPI = 30              # enough to see where the ink ends; 30 dpi keeps 40 pa
 _TRACEBACK = re.compile(r"Traceback|NotImplementedError(?!\(\))|NameError|\w*Error:")
 _SECTION_START = re.compile(r"^\s*(?:Section \d+|Coding Exercise \d+|Bonus|Summary|Further reading)\b")
 # PDF actions that make a reader fetch or run something: links (/URI) are only followed on a click.
-_PDF_FETCH = re.compile(rb"/(?:JavaScript|JS|Launch|GoToR|GoToE|SubmitForm|ImportData)\b|/FS\s*/URL\b")
+# Matched as an action's type (/S /Launch): a bare name could occur by chance in compressed streams.
+_PDF_FETCH = re.compile(rb"/S\s*/(?:JavaScript|Launch|GoToR|GoToE|SubmitForm|ImportData)\b|/FS\s*/URL\b")
 
 
 class PopplerMissing(HandoutError):
@@ -953,8 +954,8 @@ def page_texts(pdf_path: Path) -> list[str]:
     return pages[:-1] if pages and not pages[-1].strip() else pages
 
 
-def font_sizes(pdf_path: Path) -> list[tuple[float, int, str]]:
-    """(font size in pt, page, word) of every word, from ``pdftotext -bbox-layout``.
+def font_sizes(pdf_path: Path) -> list[tuple[float, int, str, float]]:
+    """(font size in pt, page, word, top in pt) of every word, from ``pdftotext -bbox-layout``.
 
     A word's box runs from the font's ascender to its descender: 1.164 em for DejaVu, the fonts
     Debian's Chromium prints with (1.1 to 1.2 em for other common fonts), so the size is the box
@@ -969,7 +970,8 @@ def font_sizes(pdf_path: Path) -> list[tuple[float, int, str]]:
         if match.group(0).startswith("<page"):
             page += 1
         elif match.group(5).strip():
-            words.append(((float(match.group(4)) - float(match.group(2))) / BOX_EM, page, html_lib.unescape(match.group(5))))
+            words.append(((float(match.group(4)) - float(match.group(2))) / BOX_EM, page,
+                          html_lib.unescape(match.group(5)), float(match.group(2))))
     return words
 
 
@@ -998,9 +1000,12 @@ def print_problems(pdf_path: Path, version: str, *, pages: tuple[int, int] = PAG
     if not pages[0] <= len(fills) <= pages[1]:
         problems.append(f"{name}: {len(fills)} pages, outside {pages[0]}..{pages[1]}")
     words = font_sizes(pdf_path)
-    opening: dict[int, float] = {}  # the size of each page's first word (pdftotext's reading order)
-    for size, page, _ in words:
-        opening.setdefault(page, size)
+    tops: dict[int, tuple[float, float]] = {}  # each page's highest word: (top, size)
+    for size, page, _, top in words:
+        tops[page] = min(tops.get(page, (top, size)), (top, size))
+    text_top = min((t for t, _ in tops.values()), default=0.0)
+    # a page opens with a heading when its highest word is at the top of the text area and large
+    opening = {page: size for page, (top, size) in tops.items() if top <= text_top + 2 * BODY_PT}
     for n, fill in enumerate(fills[:-1]):
         following = texts[n + 1] if n + 1 < len(texts) else ""
         first_line = next((line for line in following.splitlines() if line.strip()), "")
@@ -1009,7 +1014,7 @@ def print_problems(pdf_path: Path, version: str, *, pages: tuple[int, int] = PAG
         if fill < min_fill and not section_next:
             problems.append(f"{name}: page {n + 1} is {fill:.0%} filled (under {min_fill:.0%})")
     if words:
-        size, page, word = min(words)
+        size, page, word, _ = min(words)
         if size < min_font_pt:
             problems.append(f"{name}: text of {size:.1f} pt on page {page} ({word!r}), under {min_font_pt} pt")
     if version == "student":
