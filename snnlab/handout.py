@@ -539,7 +539,9 @@ _TEX_REWRITES = (
     (re.compile(r"\\[lr]Vert(?![A-Za-z])"), r"\\Vert"),
     (re.compile(r"\\(ge|le)(?![A-Za-z])"), r"\\\1q"),
     (re.compile(r"\\!"), ""),
-    (re.compile(r"\\frac\s*([0-9A-Za-z])\s*([0-9A-Za-z])"), r"\\frac{\1}{\2}"),  # \frac1N
+    (re.compile(r"\\pmod\s*(?:\{([^{}]*)\}|(\\?[0-9A-Za-z]+))"), r"\\quad(\\mathrm{mod}\\ \1\2)"),  # mathtext has no \pmod
+    # \frac1N, \frac2\pi, \frac\pi2: mathtext wants braces around one-token arguments
+    (re.compile(r"\\frac\s*(\\[A-Za-z]+|[0-9A-Za-z])\s*(\\[A-Za-z]+|[0-9A-Za-z])"), r"\\frac{\1}{\2}"),
 )
 _FENCE = re.compile(r"(^|\n)([ \t]*)(```+|~~~+)[^\n]*\n.*?(\n[ \t]*\3[ \t]*(?=\n|$)|$)", re.S)
 _CODE_SPAN = re.compile(r"(`+)(?:.+?)\1", re.S)

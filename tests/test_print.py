@@ -211,3 +211,9 @@ def test_printed_handouts_pass_the_print_checks(name, tmp_path):
         assert handout.print_problems(path, version) == []
         if version == "student":
             assert handout.page_texts(path)[0].count("Student handout") == 1
+
+
+@pytest.mark.parametrize("tex", [r"\int_{-R}^{R} g' = \frac2\pi\arctan(\frac\pi2\alpha_s R)",
+                                 r"y_i = q_i + \sum_{j>i} m_{ij} \pmod R", r"\sum_i y_i \pmod{2^b}"])
+def test_tex_the_notebooks_use_renders(tex):
+    assert handout.math_svg(tex) is not None  # else the handout would print the TeX source

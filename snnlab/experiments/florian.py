@@ -368,7 +368,7 @@ def plot_orderings(runs: dict, *, keys: Sequence[str] = ("w_stdp", "w_mstdp", "w
     """Weights of several :func:`run_seed_example` results (``{label: res}``) overlaid, one panel per rule."""
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3), sharex=True)
+    fig, axes = plt.subplots(1, len(keys), figsize=(3.1 * len(keys), 3), sharex=True)
     axes = np.atleast_1d(axes)
     for ax, key in zip(axes, keys):
         for (label, res), style, color in zip(runs.items(), ("-", "--", ":", "-."), ("k", "tab:gray", "tab:olive", "tab:cyan")):
@@ -394,7 +394,7 @@ def plot_reward_task(results: dict):
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
-    fig, axes = plt.subplots(1, len(results) + 1, figsize=(4.2 * (len(results) + 1), 3.4))
+    fig, axes = plt.subplots(1, len(results) + 1, figsize=(3.1 * (len(results) + 1), 3.4))
     for ax, (label, res) in zip(axes, results.items()):
         color = RULE_COLORS.get(label.upper(), "k")
         for k, (pattern, target) in enumerate(zip(res["patterns"], res["targets"])):

@@ -270,7 +270,7 @@ def plot_rewiring(results: dict, *, colors: dict | None = None):
 
     first = next(iter(results.values()))
     colors = colors or {}
-    fig, axes = plt.subplots(1, 3, figsize=(12.5, 3.4), gridspec_kw={"width_ratios": [1.4, 1, 1]})
+    fig, axes = plt.subplots(1, 3, figsize=(9.5, 3.4), gridspec_kw={"width_ratios": [1.4, 1, 1]})
     chance = float(first["is_signal"].float().mean())
     axes[0].axhline(chance, color="grey", linestyle=":", label="chance (random wiring)")
     for label, res in results.items():
