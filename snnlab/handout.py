@@ -539,14 +539,17 @@ _TEX_REWRITES = (
     (re.compile(r"\\[lr]Vert(?![A-Za-z])"), r"\\Vert"),
     (re.compile(r"\\(ge|le)(?![A-Za-z])"), r"\\\1q"),
     (re.compile(r"\\!"), ""),
+    (re.compile(r"\\(mathcal|mathbb|mathrm|mathbf|mathit|mathsf|mathtt)\s+([A-Za-z0-9])"), r"\\\1{\2}"),  # \mathcal L
     (re.compile(r"\\pmod\s*(?:\{([^{}]*)\}|(\\?[0-9A-Za-z]+))"), r"\\quad(\\mathrm{mod}\\ \1\2)"),  # mathtext has no \pmod
+    (re.compile(r"\\sqrt\s*([0-9A-Za-z])"), r"\\sqrt{\1}"),  # \sqrt6
     # \frac1N, \frac2\pi, \frac\pi2: mathtext wants braces around one-token arguments
     (re.compile(r"\\frac\s*(\\[A-Za-z]+|[0-9A-Za-z])\s*(\\[A-Za-z]+|[0-9A-Za-z])"), r"\\frac{\1}{\2}"),
 )
 _FENCE = re.compile(r"(^|\n)([ \t]*)(```+|~~~+)[^\n]*\n.*?(\n[ \t]*\3[ \t]*(?=\n|$)|$)", re.S)
 _CODE_SPAN = re.compile(r"(`+)(?:.+?)\1", re.S)
 _DISPLAY_MATH = re.compile(r"\$\$(.+?)\$\$", re.S)
-_INLINE_MATH = re.compile(r"(?<![\\$])\$(?![\s$])([^$\n]+?)(?<![\s\\])\$(?!\d)")
+# inline math may run over a line end (markdown wraps it), not over a blank line
+_INLINE_MATH = re.compile(r"(?<![\\$])\$(?![\s$])((?:[^$\n]|\n(?![ \t]*\n))+?)(?<![\s\\])\$(?!\d)")
 
 
 @functools.lru_cache(maxsize=1024)

@@ -217,3 +217,9 @@ def test_printed_handouts_pass_the_print_checks(name, tmp_path):
                                  r"y_i = q_i + \sum_{j>i} m_{ij} \pmod R", r"\sum_i y_i \pmod{2^b}"])
 def test_tex_the_notebooks_use_renders(tex):
     assert handout.math_svg(tex) is not None  # else the handout would print the TeX source
+
+
+def test_inline_math_over_a_line_end_and_mathcal_without_braces_render():
+    out = handout.render_math("decay by $\\text{lr}\\cdot\n  2\\cdot10^{-3}$ per step; $$\\mathcal L(\\theta) = 1$$")
+    assert "$" not in out and out.count('class="snnlab-math"') == 2
+    assert handout.render_math("costs $5 and\n\n$6") == "costs $5 and\n\n$6"  # not over a blank line

@@ -333,7 +333,10 @@ def plot_seed_figure(res: dict, *, title: str | None = None):
     import matplotlib.pyplot as plt
 
     t = res["t"]
-    fig, axes = plt.subplots(8, 1, figsize=(8, 10), sharex=True)
+    # 6.2 in tall: printed at 72 % (legends 6 pt) it takes under half an A4 page, so it never pushes
+    # more than half a page of blank ahead of it; the spike rasters need less height than the curves
+    fig, axes = plt.subplots(8, 1, figsize=(7.5, 6.2), sharex=True,
+                             gridspec_kw={"height_ratios": [0.55, 0.55, 1, 0.8, 1, 1, 1, 1]})
     panels = [
         ("pre", "pre spikes", "k"), ("post", "post spikes", "k"), (None, "traces", None),
         ("reward", "reward r", "tab:purple"), ("eligibility", "z (MSTDPET)", "tab:green"),
