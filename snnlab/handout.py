@@ -681,7 +681,13 @@ _TEMPLATE = r"""{%- extends 'index.html.j2' -%}
     details.snnlab-hide-input { display: none; }
     /* big things may break across pages; figures are scaled to fit a page so they never
        push more than half a page of empty space ahead of them */
-    .jp-Cell, .jp-OutputArea-output, .jp-InputArea, pre, table { break-inside: auto; }
+    /* JupyterLab's own print rule keeps each output whole (.jp-OutputArea-child: avoid-page), which
+       sends a long printout or a whole study report to the next page */
+    .jp-Cell, .jp-OutputArea-child, .jp-OutputArea-output, .jp-InputArea, pre, table { break-inside: auto !important; }
+    /* JupyterLab lays cells out as CSS tables that hide or scroll their overflow; Chromium does not
+       split such boxes across pages, so a long output or listing moved whole to the next page */
+    .jp-InputArea, .jp-OutputArea, .jp-OutputArea-child, .jp-OutputArea-output, .jp-Cell-inputWrapper,
+    .jp-Cell-outputWrapper { display: block !important; overflow: visible !important; width: auto !important; }
     .jp-OutputArea-output img, .jp-RenderedHTMLCommon img:not(.snnlab-math) {
       max-width: 100% !important; max-height: @@FIGMAX@@mm; width: auto; height: auto; object-fit: contain; }
     img, svg, .snnlab-exercise-note, tr, .snnlab-line { break-inside: avoid; }
