@@ -694,7 +694,7 @@ _TEMPLATE = r"""{%- extends 'index.html.j2' -%}
     h1, h2, h3, h4 { break-after: avoid; }
     /* a wide table wraps its cells instead of running off the paper */
     .jp-RenderedHTMLCommon table { table-layout: auto; width: auto; max-width: 100%; }
-    .jp-RenderedHTMLCommon td, .jp-RenderedHTMLCommon th { overflow-wrap: anywhere; padding: 0.2em 0.4em; }
+    .jp-RenderedHTMLCommon td, .jp-RenderedHTMLCommon th { overflow-wrap: break-word; padding: 0.2em 0.4em; }
     .jp-MarkdownOutput p, .jp-RenderedMarkdown p, li { orphans: 2; widows: 2; }
   }
 </style>
