@@ -223,3 +223,12 @@ def test_inline_math_over_a_line_end_and_mathcal_without_braces_render():
     out = handout.render_math("decay by $\\text{lr}\\cdot\n  2\\cdot10^{-3}$ per step; $$\\mathcal L(\\theta) = 1$$")
     assert "$" not in out and out.count('class="snnlab-math"') == 2
     assert handout.render_math("costs $5 and\n\n$6") == "costs $5 and\n\n$6"  # not over a blank line
+
+
+def test_paper_size_is_a4_or_letter():
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# T")])
+    assert "size: A4;" in handout.export_html(nb, title="t", version="student", resources_path=ROOT)
+    assert "size: Letter;" in handout.export_html(nb, title="t", version="student", resources_path=ROOT, paper="Letter")
+    with pytest.raises(ValueError, match="paper"):
+        handout.export_html(nb, title="t", version="student", resources_path=ROOT, paper="A3")
+    assert handout.figure_print_scale(1000, 300, "Letter") > handout.figure_print_scale(1000, 300, "A4")
