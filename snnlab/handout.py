@@ -694,7 +694,7 @@ _TEMPLATE = r"""{%- extends 'index.html.j2' -%}
     h1, h2, h3, h4 { break-after: avoid; }
     /* a wide table wraps its cells instead of running off the paper */
     .jp-RenderedHTMLCommon table { table-layout: auto; width: auto; max-width: 100%; }
-    .jp-RenderedHTMLCommon td, .jp-RenderedHTMLCommon th { overflow-wrap: break-word; padding: 0.2em 0.4em; }
+    .jp-RenderedHTMLCommon td, .jp-RenderedHTMLCommon th { overflow-wrap: anywhere; padding: 0.2em 0.4em; }
     .jp-MarkdownOutput p, .jp-RenderedMarkdown p, li { orphans: 2; widows: 2; }
   }
 </style>
@@ -906,7 +906,7 @@ POPPLER_HINT = ("the print checks need poppler-utils (pdftoppm, pdftotext): inst
 PAGE_BOUNDS = (2, 45)     # fewer: an export lost the notebook; more: something no longer fits a page
 MIN_FILL = 0.5            # a page filled less than this, not the last of the document or of a section
 HEADING_RATIO = 1.3       # a page that opens with text this much larger than the body opens a section
-MIN_FONT_PT = 6.5         # the smallest text size that still reads on paper
+MIN_FONT_PT = 7.0         # smaller: unreadable, or Chromium shrank the whole page to fit something too wide
 BOX_EM = 1.164            # DejaVu's ascender-to-descender height in em (font_sizes)
 INK_DPI = 30              # enough to see where the ink ends; 30 dpi keeps 40 pages under a second
 # What a student PDF must not show: a traceback, or the error an unfinished exercise raises (the
