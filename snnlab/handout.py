@@ -1,10 +1,12 @@
 """``snnlab handout``: student and instructor handouts of the notebooks, as HTML and PDF.
 
     snnlab handout [NOTEBOOK ...] [--to html pdf ipynb | all] [--version student instructor | all]
-                   [--out DIR] [-p NAME VALUE ...] [-f params.yaml] [--quick]
+                   [--out DIR] [-p NAME VALUE ...] [-f params.yaml] [--quick] [--executed DIR]
+                   [--paper A4|Letter] [--print-check fail|warn|off]
 
 Without NOTEBOOK it takes every ``notebooks/NN_*.ipynb``. Each notebook is executed once, headless,
-with ``snnlab.execution.execute`` (papermill), and exported to ``--out`` (default ``build/handouts/``) as
+with ``snnlab.execution.execute`` (papermill), or taken from ``--executed DIR`` (``snnlab run --out DIR``'s
+copies, whose code must be the notebook's; cell tags and markdown come from the notebook), and exported to ``--out`` (default ``build/handouts/``) as
 ``<name>.<version>.<format>``:
 
 * **instructor**: the notebook as it is, solutions included; every ``check`` cell must pass.
@@ -19,8 +21,10 @@ with ``snnlab.execution.execute`` (papermill), and exported to ``--out`` (defaul
 HTML is one self-contained file: images are embedded, the equations are rendered to inline SVG by
 matplotlib's mathtext (no MathJax; an equation mathtext cannot parse stays as TeX source), plotly
 figures carry plotly.js inline (``snnlab.plots.show_plotly``), and no script, style sheet or font is
-fetched from the network. PDF is that HTML printed by headless Chromium (Debian: ``apt-get install
-chromium``). ``ipynb`` writes the version's notebook without outputs: the exercise file students
+fetched from the network. Code cells tagged as in Jupyter Book / MyST are hidden: ``remove-cell``,
+``remove-input``, ``remove-output``, ``hide-input`` (folded under "Show code"; not printed). PDF is
+that HTML printed by headless Chromium (Debian: ``apt-get install chromium``) on A4 (``--paper``), and
+each PDF is checked by :func:`print_problems` (poppler-utils), one line per problem. ``ipynb`` writes the version's notebook without outputs: the exercise file students
 work in.
 """
 from __future__ import annotations
@@ -335,14 +339,23 @@ def exercise_dependencies(nb) -> dict[int, tuple[int, ...]]:
 
 
 NOTE_CLASS = "snnlab-exercise-note"
+WRITE_LINE_EM = 1.9  # the ruled lines of the writing space: handwriting needs about 7 mm
+MAX_WRITE_LINES = 10  # a longer solution still gets no more than a third of a page
 
 
 def _note_output(html_text: str, plain: str, *, lines: int = 0):
+    """A boxed note; with ``lines``, ruled space below it to write that many lines by hand.
+
+    The ruling is a CSS background (``.snnlab-write-space``, printed: the template asks for exact
+    colours); its height is fixed inline so that it stays right without the template's CSS too.
+    """
     import nbformat
 
-    style = f' style="min-height:{1.4 * lines + 1.2:.1f}em"' if lines else ""
+    space = (f'<div class="snnlab-write-space" style="height:{WRITE_LINE_EM * lines:.1f}em"></div>'
+             if lines else "")
     return nbformat.v4.new_output("display_data", data={
-        "text/html": f'<div class="{NOTE_CLASS}"{style}>{html_text}</div>', "text/plain": plain})
+        "text/html": f'<div class="{NOTE_CLASS}"><div class="snnlab-note-text">{html_text}</div>{space}</div>',
+        "text/plain": plain})
 
 
 def _exercise_task(source: str) -> str:
@@ -384,7 +397,7 @@ def student_from_executed(source, executed):
             continue
         needed = deps[i]
         if SOLUTION in _tags(source.cells[i]):
-            lines = len(solution_lines(source.cells[i].source))
+            lines = min(len(solution_lines(source.cells[i].source)), MAX_WRITE_LINES)
             own = max(needed)  # a solution cell's own exercise is its latest
             cell.outputs = [_note_output(f"<b>Exercise {own}</b>: {_exercise_task(source.cells[i].source)}.",
                                          f"Exercise {own}: not done yet", lines=lines)]
@@ -401,11 +414,26 @@ def student_from_executed(source, executed):
 
 
 def version_notebook(source, executed, version: str):
-    """The executed notebook a ``version`` handout shows, from one instructor run ``executed``."""
+    """The executed notebook a ``version`` handout shows, from one instructor run ``executed``.
+
+    Both versions are built from ``source`` (its markdown, its cell tags such as ``remove-input`` or
+    ``hide-input``) with the outputs of ``executed``, whose code must equal ``source``'s: an executed
+    copy made before a tag or a markdown cell changed prints as the notebook is now.
+    """
     if version == "student":
         return student_from_executed(source, executed)
-    nb = copy.deepcopy(executed)
-    nb.cells = [c for c in nb.cells if PAPERMILL_ERROR_TAG not in _tags(c)]
+    run_code = [c for c in executed.cells if c.cell_type == "code"
+                and PAPERMILL_ERROR_TAG not in _tags(c) and "injected-parameters" not in _tags(c)]
+    nb = copy.deepcopy(source)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    if [c.source for c in code] != [c.source for c in run_code]:
+        raise ValueError("the executed copy's code cells differ from the notebook's: run it again")
+    for cell, ran in zip(code, run_code):
+        cell.outputs, cell.execution_count = copy.deepcopy(ran.outputs), ran.execution_count
+    injected = [c for c in executed.cells if "injected-parameters" in _tags(c)]
+    if injected:  # the parameters that run used, after the parameters cell (where papermill put them)
+        at = next((k + 1 for k, c in enumerate(nb.cells) if "parameters" in _tags(c)), 0)
+        nb.cells.insert(at, copy.deepcopy(injected[0]))
     return nb
 
 
@@ -511,12 +539,17 @@ _TEX_REWRITES = (
     (re.compile(r"\\[lr]Vert(?![A-Za-z])"), r"\\Vert"),
     (re.compile(r"\\(ge|le)(?![A-Za-z])"), r"\\\1q"),
     (re.compile(r"\\!"), ""),
-    (re.compile(r"\\frac\s*([0-9A-Za-z])\s*([0-9A-Za-z])"), r"\\frac{\1}{\2}"),  # \frac1N
+    (re.compile(r"\\(mathcal|mathbb|mathrm|mathbf|mathit|mathsf|mathtt)\s+([A-Za-z0-9])"), r"\\\1{\2}"),  # \mathcal L
+    (re.compile(r"\\pmod\s*(?:\{([^{}]*)\}|(\\?[0-9A-Za-z]+))"), r"\\quad(\\mathrm{mod}\\ \1\2)"),  # mathtext has no \pmod
+    (re.compile(r"\\sqrt\s*([0-9A-Za-z])"), r"\\sqrt{\1}"),  # \sqrt6
+    # \frac1N, \frac2\pi, \frac\pi2: mathtext wants braces around one-token arguments
+    (re.compile(r"\\frac\s*(\\[A-Za-z]+|[0-9A-Za-z])\s*(\\[A-Za-z]+|[0-9A-Za-z])"), r"\\frac{\1}{\2}"),
 )
 _FENCE = re.compile(r"(^|\n)([ \t]*)(```+|~~~+)[^\n]*\n.*?(\n[ \t]*\3[ \t]*(?=\n|$)|$)", re.S)
 _CODE_SPAN = re.compile(r"(`+)(?:.+?)\1", re.S)
 _DISPLAY_MATH = re.compile(r"\$\$(.+?)\$\$", re.S)
-_INLINE_MATH = re.compile(r"(?<![\\$])\$(?![\s$])([^$\n]+?)(?<![\s\\])\$(?!\d)")
+# inline math may run over a line end (markdown wraps it), not over a blank line
+_INLINE_MATH = re.compile(r"(?<![\\$])\$(?![\s$])((?:[^$\n]|\n(?![ \t]*\n))+?)(?<![\s\\])\$(?!\d)")
 
 
 @functools.lru_cache(maxsize=1024)
@@ -536,7 +569,9 @@ def math_svg(tex: str, display: bool = False) -> str | None:
     text = " ".join(tex.split())
     for pattern, replacement in _TEX_REWRITES:
         text = pattern.sub(replacement, text)
-    prop = FontProperties(size=14 if display else 12.5, math_fontfamily="cm")
+    # One size for inline and display equations: the body's, enlarged by the ratio of x-heights
+    # (Computer Modern's is about 0.43 em, the sans serif body's about 0.53 em) so letters match.
+    prop = FontProperties(size=BODY_PT * MATH_SCALE, math_fontfamily="cm")
     try:
         width, height, depth, _, _ = MathTextParser("path").parse(f"${text}$", dpi=72, prop=prop)
         buffer = io.BytesIO()
@@ -575,26 +610,191 @@ def render_math(markdown: str) -> str:
 
 
 # --------------------------------------------------------------------------- export
+# Jupyter Book / MyST cell tags, honoured as myst-nb honours them on the course website.
+REMOVE_CELL, REMOVE_INPUT, REMOVE_OUTPUT, HIDE_INPUT = "remove-cell", "remove-input", "remove-output", "hide-input"
+HIDE_TAGS = (REMOVE_CELL, REMOVE_INPUT, REMOVE_OUTPUT, HIDE_INPUT)
+PAPER_SIZES = ("A4", "Letter")
+# Body text of the printed page; equations are sized from it (math_svg).
+BODY_PT = 10.5
+MATH_SCALE = 1.2
+
+
+def apply_hide_tags(nb):
+    """A copy of ``nb`` with the MyST hide tags applied to its code cells.
+
+    ``remove-cell``: the cell is gone; ``remove-input``: its source is gone, its outputs stay;
+    ``remove-output``: its outputs are gone; ``hide-input``: the template folds the source into a
+    ``<details>`` ("Show code") that is not printed. Markdown cells may carry ``remove-cell`` too.
+    """
+    nb = copy.deepcopy(nb)
+    cells = []
+    for cell in nb.cells:
+        tags = _tags(cell)
+        if REMOVE_CELL in tags:
+            continue
+        if cell.cell_type == "code":
+            if REMOVE_OUTPUT in tags:
+                cell.outputs = []
+            if REMOVE_INPUT in tags:  # nbconvert's templates skip a source marked so
+                cell.metadata.setdefault("transient", {})["remove_source"] = True
+        cells.append(cell)
+    nb.cells = cells
+    return nb
+
+
 _TEMPLATE = r"""{%- extends 'index.html.j2' -%}
 {%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}
 {% block jupyter_widgets %}{% endblock jupyter_widgets %}
 {%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
 {%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
+{% block input_group -%}
+{%- if 'hide-input' in cell.metadata.get('tags', []) -%}
+<details class="snnlab-hide-input"><summary>Show code</summary>
+{{ super() }}
+</details>
+{%- else -%}
+{{ super() }}
+{%- endif -%}
+{%- endblock input_group %}
 {% block extra_css %}
 <style type="text/css">
   img.snnlab-math { max-width: none; }
   .snnlab-handout-banner { border-left: 4px solid #888; padding: 0.3em 0.8em; color: #444; }
+  details.snnlab-hide-input > summary { cursor: pointer; color: #555; font-size: 0.9em; margin: 0.2em 0 0.2em 64px; }
+  .snnlab-exercise-note { border: 1.5px solid #444; border-radius: 4px; padding: 0.45em 0.8em 0.6em;
+                          margin: 0.3em 0; background: #fff; color: #111; }
+  .snnlab-write-space { margin-top: 0.3em; -webkit-print-color-adjust: exact; print-color-adjust: exact;
+                        background-image: repeating-linear-gradient(to bottom, transparent 0,
+                          transparent calc(@@LINE@@em - 1px), #9a9a9a calc(@@LINE@@em - 1px), #9a9a9a @@LINE@@em); }
+  /* code lines wrap with a hanging indent: each line is a block whose continuation lines start
+     under the line's own indentation plus four columns (see _wrap_code_lines) */
+  .highlight pre { white-space: pre-wrap; overflow-wrap: anywhere; }
+  .snnlab-line { display: block; padding-left: calc(var(--snnlab-indent, 0ch) + 4ch);
+                 text-indent: calc(-1 * (var(--snnlab-indent, 0ch) + 4ch)); }
+  @page { size: @@PAPER@@; margin: 13mm 12mm 14mm 12mm; }
   @media print {
-    .jp-Cell { break-inside: avoid-page; }
-    .jp-OutputArea-output img { max-width: 100%; }
-    pre { white-space: pre-wrap; word-break: break-word; }
+    body, .jp-RenderedHTMLCommon { font-size: @@BODY@@pt; }
+    /* the prompts take a sixth of the width a printed figure needs */
+    .jp-InputPrompt, .jp-OutputPrompt { display: none !important; }
+    .jp-Cell, .jp-Notebook { padding-left: 0 !important; padding-right: 0 !important; }
+    .jp-Notebook { padding-top: 0 !important; }
+    details.snnlab-hide-input { display: none; }
+    /* big things may break across pages; figures are scaled to fit a page so they never
+       push more than half a page of empty space ahead of them */
+    /* JupyterLab's own print rule keeps each output whole (.jp-OutputArea-child: avoid-page), which
+       sends a long printout or a whole study report to the next page */
+    .jp-Cell, .jp-OutputArea-child, .jp-OutputArea-output, .jp-InputArea, pre, table { break-inside: auto !important; }
+    /* JupyterLab lays cells out as CSS tables that hide or scroll their overflow; Chromium does not
+       split such boxes across pages, so a long output or listing moved whole to the next page */
+    .jp-InputArea, .jp-OutputArea, .jp-OutputArea-child, .jp-OutputArea-output, .jp-Cell-inputWrapper,
+    .jp-Cell-outputWrapper { display: block !important; overflow: visible !important; width: auto !important; }
+    .jp-OutputArea-output img, .jp-RenderedHTMLCommon img:not(.snnlab-math) {
+      max-width: 100% !important; max-height: @@FIGMAX@@mm; width: auto; height: auto; object-fit: contain; }
+    img, svg, .snnlab-exercise-note, tr, .snnlab-line { break-inside: avoid; }
+    h1, h2, h3, h4 { break-after: avoid; }
+    /* a wide table wraps its cells instead of running off the paper */
+    .jp-RenderedHTMLCommon table { table-layout: auto; width: auto; max-width: 100%; }
+    .jp-RenderedHTMLCommon td, .jp-RenderedHTMLCommon th { overflow-wrap: anywhere; padding: 0.2em 0.4em; }
+    .jp-MarkdownOutput p, .jp-RenderedMarkdown p, li { orphans: 2; widows: 2; }
   }
 </style>
 {% endblock extra_css %}
 """
+FIGURE_MAX_MM = 118  # under half the printable height of A4 (270 mm) and of Letter (252 mm)
+# The printable box (CSS px at 96 per inch) of each paper with the @page margins above.
+PRINT_BOX_PX = {"A4": ((210 - 24) / 25.4 * 96, (297 - 27) / 25.4 * 96),
+                "Letter": ((215.9 - 24) / 25.4 * 96, (279.4 - 27) / 25.4 * 96)}
+# The notebooks draw at 100 dpi with legends of 8 pt or more: printed at scale s a legend is
+# 8 * 100/96 * s pt, so s >= 0.72 keeps it at 6 pt or more.
+MIN_FIGURE_SCALE = 0.72
+_PNG_IMG = re.compile(r'<img\b([^>]*?)src="data:image/png;base64,([A-Za-z0-9+/=]{40})')
+
+
+def figure_print_scale(width_px: int, height_px: int, paper: str = "A4") -> float:
+    """The scale a ``width_px`` x ``height_px`` figure prints at on ``paper``.
+
+    At most its natural size and the page width; at most half the page height too, so that a figure
+    pushed to the next page never leaves more than half a page blank, unless that would shrink it
+    below :data:`MIN_FIGURE_SCALE` (legends under 6 pt): then it may take up to the full height.
+    """
+    box_w, box_h = PRINT_BOX_PX[paper]
+    scale = min(1.0, box_w / width_px, FIGURE_MAX_MM / 25.4 * 96 / height_px)
+    if scale < MIN_FIGURE_SCALE:
+        scale = min(MIN_FIGURE_SCALE, box_w / width_px, 0.95 * box_h / height_px)
+    return scale
+
+
+def _size_figures(html: str, paper: str) -> str:
+    """Give every PNG output a print width from :func:`figure_print_scale` (a print-only rule)."""
+    rules = []
+
+    def one(match: re.Match) -> str:
+        head = base64.b64decode(match.group(2))
+        if head[12:16] != b"IHDR":
+            return match.group(0)
+        width, height = int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+        n = len(rules)
+        rules.append(f"#snnlab-fig-{n} {{ width: {width * figure_print_scale(width, height, paper):.0f}px !important; "
+                     f"max-height: none !important; }}")
+        return f'<img id="snnlab-fig-{n}"{match.group(1)}src="data:image/png;base64,{match.group(2)}'
+
+    html = _PNG_IMG.sub(one, html)
+    if rules:
+        style = '<style type="text/css">@media print {\n' + "\n".join(rules) + "\n}</style>\n"
+        html = html.replace("</head>", style + "</head>", 1)
+    return html
+
+
+def _template(paper: str) -> str:
+    return (_TEMPLATE.replace("@@PAPER@@", paper).replace("@@BODY@@", f"{BODY_PT:g}")
+            .replace("@@FIGMAX@@", str(FIGURE_MAX_MM)).replace("@@LINE@@", f"{WRITE_LINE_EM:g}"))
+
+
+_HIGHLIGHT_PRE = re.compile(r'(<div class="highlight[^"]*"><pre>)(.*?)(</pre>)', re.S)
+_PRE_TOKEN = re.compile(r"(<span\b[^>]*>)|(</span>)|([^<]+)|(<[^>]*>)")
+
+
+def _wrap_code_lines(html: str) -> str:
+    """Put each line of every highlighted code block in a ``<span class="snnlab-line">`` whose
+    ``--snnlab-indent`` is the line's indentation, so that a long line wraps with a hanging indent.
+    Pygments' spans that run over a line end are closed and reopened around it."""
+
+    def one(match: re.Match) -> str:
+        body = match.group(2)
+        lines: list[list[str]] = [[]]
+        open_spans: list[str] = []
+        for opening, closing, text, other in _PRE_TOKEN.findall(body):
+            if opening:
+                open_spans.append(opening)
+                lines[-1].append(opening)
+            elif closing:
+                open_spans.pop() if open_spans else None
+                lines[-1].append(closing)
+            elif other:
+                lines[-1].append(other)
+            else:
+                parts = text.split("\n")
+                lines[-1].append(parts[0])
+                for part in parts[1:]:
+                    lines[-1].append("</span>" * len(open_spans))
+                    lines.append(list(open_spans) + [part])
+        if lines and not re.sub(r"<[^>]*>", "", "".join(lines[-1])).strip("\n"):
+            lines.pop()  # the newline that ends the block
+        out = []
+        for parts in lines:
+            inner = "".join(parts)
+            plain = html_lib.unescape(re.sub(r"<[^>]*>", "", inner))
+            indent = len(plain) - len(plain.lstrip(" "))
+            # the line feed stays inside (copied code keeps its lines); at the end of a block it adds no line
+            out.append(f'<span class="snnlab-line" style="--snnlab-indent:{indent}ch">{inner}\n</span>')
+        return match.group(1) + "".join(out) + match.group(3)
+
+    return _HIGHLIGHT_PRE.sub(one, html)
+
+
 _BANNER = {
-    "student": "Student handout: the exercises are left for you. Cells that use an exercise show a "
-               "<code>NotImplementedError</code> until you write it.",
+    "student": "Student handout: the exercises are left for you. A box marks each one, with room to "
+               "write; cells that need an unfinished exercise say so instead of showing their output.",
     "instructor": "Instructor handout: with solutions and instructor notes.",
 }
 # A fetch, not a link: src/href of the tags that load things, CSS url() and @import, JS import().
@@ -624,17 +824,21 @@ def _drop_cdn_mathjax(output) -> None:
         data["text/html"] = _CDN_MATHJAX.sub("", text)
 
 
-def export_html(nb, *, title: str, version: str, resources_path: Path) -> str:
+def export_html(nb, *, title: str, version: str, resources_path: Path, paper: str = "A4") -> str:
     """One self-contained HTML page of an executed notebook (nbconvert ``lab`` template).
 
-    Equations in markdown become inline SVG (:func:`render_math`); the MathJax that plotly figures
-    request from a CDN is dropped (TeX in plotly labels then shows as source).
+    The MyST hide tags are applied (:func:`apply_hide_tags`); equations in markdown become inline
+    SVG (:func:`render_math`); the MathJax that plotly figures request from a CDN is dropped (TeX in
+    plotly labels then shows as source); code lines wrap with their indentation; the print style
+    sheet sets the ``paper`` size (``A4`` or ``Letter``).
     """
     import jinja2
     import nbformat
     from nbconvert import HTMLExporter
 
-    nb = copy.deepcopy(nb)
+    if paper not in PAPER_SIZES:
+        raise ValueError(f"paper must be one of {PAPER_SIZES}, not {paper!r}")
+    nb = apply_hide_tags(nb)
     for cell in nb.cells:
         if cell.cell_type == "markdown":
             cell.source = render_math(cell.source)
@@ -645,10 +849,10 @@ def export_html(nb, *, title: str, version: str, resources_path: Path) -> str:
     nb.metadata["title"] = title
     exporter = HTMLExporter(
         template_name="lab", template_file="snnlab_handout.html.j2", embed_images=True,
-        extra_loaders=[jinja2.DictLoader({"snnlab_handout.html.j2": _TEMPLATE})],
+        extra_loaders=[jinja2.DictLoader({"snnlab_handout.html.j2": _template(paper)})],
     )
     body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": title, "path": str(resources_path)}})
-    return body
+    return _size_figures(_wrap_code_lines(body), paper)
 
 
 # --------------------------------------------------------------------------- PDF
@@ -696,6 +900,148 @@ def print_pdf(html_path: Path, *, chromium: str | None = None, timeout: float = 
         return data
 
 
+# --------------------------------------------------------------------------- print checks
+POPPLER_HINT = ("the print checks need poppler-utils (pdftoppm, pdftotext): install them with "
+                "`sudo apt-get install poppler-utils` (Debian/Ubuntu) or `brew install poppler` (macOS)")
+PAGE_BOUNDS = (2, 45)     # fewer: an export lost the notebook; more: something no longer fits a page
+MIN_FILL = 0.5            # a page filled less than this, not the last of the document or of a section
+HEADING_RATIO = 1.3       # a page that opens with text this much larger than the body opens a section
+MIN_FONT_PT = 7.0         # smaller: unreadable, or Chromium shrank the whole page to fit something too wide
+BOX_EM = 1.164            # DejaVu's ascender-to-descender height in em (font_sizes)
+INK_DPI = 30              # enough to see where the ink ends; 30 dpi keeps 40 pages under a second
+# What a student PDF must not show: a traceback, or the error an unfinished exercise raises (the
+# stub's own `raise NotImplementedError()` line is code the student reads, not an error).
+_TRACEBACK = re.compile(r"Traceback|NotImplementedError(?!\(\))|NameError|\w*Error:")
+_SECTION_START = re.compile(r"^\s*(?:Section \d+|Coding Exercise \d+|Bonus|Summary|Further reading)\b")
+# PDF actions that make a reader fetch or run something: links (/URI) are only followed on a click.
+# Matched as an action's type (/S /Launch): a bare name could occur by chance in compressed streams.
+_PDF_FETCH = re.compile(rb"/S\s*/(?:JavaScript|Launch|GoToR|GoToE|SubmitForm|ImportData)\b|/FS\s*/URL\b")
+
+
+class PopplerMissing(HandoutError):
+    """pdftoppm or pdftotext is not installed."""
+
+
+def _poppler(tool: str) -> str:
+    found = shutil.which(tool)
+    if found is None:
+        raise PopplerMissing(POPPLER_HINT)
+    return found
+
+
+def page_fills(pdf_path: Path, *, dpi: int = INK_DPI) -> list[float]:
+    """How far down its text area each page of ``pdf_path`` is inked, from 0 (blank) to 1 (full).
+
+    Each page is rendered in grey by ``pdftoppm -r dpi``; a row is inked when it has a pixel darker
+    than 200/255. The text area runs from the highest first-inked row to the lowest last-inked row
+    over all pages (the margins the document really has), and a page's fill is how far down that
+    area its last inked row lies. This measures what wastes paper, the blank tail after a break,
+    and not the white inside figures and between lines that an inked-row fraction would count.
+    """
+    from PIL import Image
+
+    with tempfile.TemporaryDirectory(prefix="snnlab-ink-") as tmp:
+        subprocess.run([_poppler("pdftoppm"), "-r", str(dpi), "-gray", str(pdf_path), str(Path(tmp) / "p")],
+                       check=True, capture_output=True, timeout=300)
+        spans = []
+        for page in sorted(Path(tmp).glob("p-*.pgm"), key=lambda f: int(f.stem.rsplit("-", 1)[1])):
+            with Image.open(page) as image:
+                width, height = image.size
+                data = image.tobytes()
+            rows = [y for y in range(height) if min(data[y * width:(y + 1) * width]) < 200]
+            spans.append((rows[0], rows[-1]) if rows else None)
+    inked = [s for s in spans if s]
+    if not inked:
+        return [0.0] * len(spans)
+    top, bottom = min(s[0] for s in inked), max(s[1] for s in inked)
+    return [0.0 if s is None else (s[1] - top + 1) / max(bottom - top + 1, 1) for s in spans]
+
+
+def page_texts(pdf_path: Path) -> list[str]:
+    """The text of each page (``pdftotext -layout``)."""
+    result = subprocess.run([_poppler("pdftotext"), "-layout", str(pdf_path), "-"], check=True,
+                            capture_output=True, timeout=120)
+    pages = result.stdout.decode("utf-8", "replace").split("\f")
+    return pages[:-1] if pages and not pages[-1].strip() else pages
+
+
+def font_sizes(pdf_path: Path) -> list[tuple[float, int, str, float]]:
+    """(font size in pt, page, word, top in pt) of every word, from ``pdftotext -bbox-layout``.
+
+    A word's box runs from the font's ascender to its descender: 1.164 em for DejaVu, the fonts
+    Debian's Chromium prints with (1.1 to 1.2 em for other common fonts), so the size is the box
+    height over :data:`BOX_EM`, within a few per cent.
+    """
+    result = subprocess.run([_poppler("pdftotext"), "-bbox-layout", str(pdf_path), "-"], check=True,
+                            capture_output=True, timeout=120)
+    text = result.stdout.decode("utf-8", "replace")
+    words, page = [], 0
+    for match in re.finditer(r'<page\b|<word xMin="([\d.]+)" yMin="([\d.]+)" xMax="([\d.]+)" yMax="([\d.]+)">([^<]*)</word>',
+                             text):
+        if match.group(0).startswith("<page"):
+            page += 1
+        elif match.group(5).strip():
+            words.append(((float(match.group(4)) - float(match.group(2))) / BOX_EM, page,
+                          html_lib.unescape(match.group(5)), float(match.group(2))))
+    return words
+
+
+def print_problems(pdf_path: Path, version: str, *, pages: tuple[int, int] = PAGE_BOUNDS,
+                   min_fill: float = MIN_FILL, min_font_pt: float = MIN_FONT_PT,
+                   html: str | None = None) -> list[str]:
+    """What a machine can see is wrong with a printed handout: one line per problem (empty: none).
+
+    * the page count outside ``pages``;
+    * a page filled less than ``min_fill`` (:func:`page_fills`), except the document's last page
+      and a section's last page: one followed by a page that opens with a heading (``Section N``,
+      ``Coding Exercise N``, ``Bonus``, ``Summary``, ``Further reading``, or any first word
+      :data:`HEADING_RATIO` times the body size);
+    * text smaller than ``min_font_pt`` (:func:`font_sizes`; text inside figures is pixels and is
+      not seen here: figure widths are kept in check by the figure sizes in the notebooks);
+    * traceback or error text (``Traceback``, ``NotImplementedError``, ``NameError``, ``...Error:``)
+      in a student handout;
+    * network references: PDF actions that fetch or run something, and, given ``html``, what
+      :func:`network_references` finds in the page it was printed from.
+
+    Raises :class:`PopplerMissing` (one line saying how to install them) without poppler-utils.
+    """
+    name = Path(pdf_path).name
+    fills, texts = page_fills(pdf_path), page_texts(pdf_path)
+    problems = []
+    if not pages[0] <= len(fills) <= pages[1]:
+        problems.append(f"{name}: {len(fills)} pages, outside {pages[0]}..{pages[1]}")
+    words = font_sizes(pdf_path)
+    tops: dict[int, tuple[float, float]] = {}  # each page's highest word: (top, size)
+    for size, page, _, top in words:
+        tops[page] = min(tops.get(page, (top, size)), (top, size))
+    text_top = min((t for t, _ in tops.values()), default=0.0)
+    # a page opens with a heading when its highest word is at the top of the text area and large
+    opening = {page: size for page, (top, size) in tops.items() if top <= text_top + 2 * BODY_PT}
+    for n, fill in enumerate(fills[:-1]):
+        following = texts[n + 1] if n + 1 < len(texts) else ""
+        first_line = next((line for line in following.splitlines() if line.strip()), "")
+        # the next page opens a section: a named one, or any heading (text 1.3 times the body's or more)
+        section_next = _SECTION_START.match(first_line) or opening.get(n + 2, 0.0) >= HEADING_RATIO * BODY_PT
+        if fill < min_fill and not section_next:
+            problems.append(f"{name}: page {n + 1} is {fill:.0%} filled (under {min_fill:.0%})")
+    if words:
+        size, page, word, _ = min(words)
+        if size < min_font_pt:
+            problems.append(f"{name}: text of {size:.1f} pt on page {page} ({word!r}), under {min_font_pt} pt")
+    if version == "student":
+        for n, text in enumerate(texts):
+            found = sorted(set(m.group(0) for m in _TRACEBACK.finditer(text)))
+            if found:
+                problems.append(f"{name}: page {n + 1} shows error text: {', '.join(found)}")
+    actions = sorted(set(m.group(0).decode() for m in _PDF_FETCH.finditer(Path(pdf_path).read_bytes())))
+    if actions:
+        problems.append(f"{name}: PDF actions that reach out: {', '.join(actions)}")
+    if html is not None:
+        for reference in network_references(html)[:3]:
+            problems.append(f"{name}: the HTML fetches {reference}")
+    return problems
+
+
 # --------------------------------------------------------------------------- command line
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -715,6 +1061,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-f", "--parameters-file", metavar="YAML", help="parameters from a YAML mapping (-p wins)")
     parser.add_argument("--quick", action="store_true",
                         help="use each notebook's small metadata.snnlab.test_parameters (a fast check of the pipeline)")
+    parser.add_argument("--executed", metavar="DIR",
+                        help="export the executed copies DIR/<notebook>.ipynb (as `snnlab run --out DIR` writes "
+                             "them) instead of executing; their code must be the notebook's")
+    parser.add_argument("--paper", default="A4", choices=PAPER_SIZES, help="PDF page size (default: %(default)s)")
+    parser.add_argument("--print-check", default="fail", choices=("fail", "warn", "off"),
+                        help="check each PDF (page fill, font size, error text, network; needs poppler-utils): "
+                             "fail (exit 1 on a problem; the PDF is still written), warn, or off (default: %(default)s)")
     parser.add_argument("--keep-going", action="store_true", help="continue with the other notebooks after a failure")
     parser.add_argument("--no-progress", action="store_true", help="no per-cell progress bars")
     parser.add_argument("--debug", action="store_true",
@@ -732,8 +1085,11 @@ def _size(n: int) -> str:
 
 def make_handouts(notebook: Path, *, versions: list[str], formats: list[str], out: Path,
                   parameters: dict[str, Any], workdir: Path, chromium: str | None = None,
-                  progress: bool = False) -> list[Path]:
+                  progress: bool = False, executed=None, paper: str = "A4") -> list[Path]:
     """Write the handouts of one notebook into ``out``; return the paths written.
+
+    ``executed``: an executed copy of the notebook to export (``snnlab run``'s); without it the
+    notebook is executed here once.
 
     The kernels run headless (panels show their default figure), draw matplotlib figures inline
     whatever ``MPLBACKEND`` the caller has, and save figures under ``workdir``, not ``figures/``.
@@ -741,29 +1097,57 @@ def make_handouts(notebook: Path, *, versions: list[str], formats: list[str], ou
     with execution.kernel_environment(dict(SNNLAB_HEADLESS="1", SNNLAB_FIGURES=str(workdir / "figures"),
                                       MPLBACKEND="module://matplotlib_inline.backend_inline")):
         return _make_handouts(notebook, versions=versions, formats=formats, out=out, parameters=parameters,
-                              workdir=workdir, chromium=chromium, progress=progress)
+                              workdir=workdir, chromium=chromium, progress=progress, executed=executed,
+                              paper=paper)
 
 
-def _make_handouts(notebook, *, versions, formats, out, parameters, workdir, chromium, progress):
-    import nbformat
-
-    executed = None
-    if {"html", "pdf"} & set(formats):  # one run serves both versions
+def _make_handouts(notebook, *, versions, formats, out, parameters, workdir, chromium, progress, executed,
+                   paper):
+    if executed is None and {"html", "pdf"} & set(formats):  # one run serves both versions
         executed = execute_version(notebook, "instructor", workdir, parameters, progress=progress)
     written = []
     for version in versions:
         written += write_handout(notebook, executed, version=version, formats=formats, out=out,
-                                 workdir=workdir, chromium=chromium)
+                                 workdir=workdir, chromium=chromium, paper=paper)
     return written
 
 
+def load_executed(notebook: Path, folder: Path):
+    """The executed copy ``folder/<notebook name>`` (as ``snnlab run --out folder`` writes it).
+
+    Raises :class:`HandoutError` (one line) when it is missing or its code is not the notebook's.
+    """
+    import nbformat
+
+    path = Path(folder) / notebook.name
+    if not path.is_file():
+        raise HandoutError(f"--executed: no executed copy {path} (make it with `snnlab run {notebook.stem} "
+                           f"--out {folder}`)")
+    try:
+        executed = nbformat.read(path, as_version=4)
+    except Exception as exc:  # a truncated or foreign file: say which, in one line
+        raise HandoutError(f"--executed: {path} is not a readable notebook ({exc.__class__.__name__})") from exc
+    source = nbformat.read(notebook, as_version=4)
+    src_code = [c.source for c in source.cells if c.cell_type == "code"]
+    run_code = [c.source for c in executed.cells if c.cell_type == "code"
+                and not _tags(c) & {PAPERMILL_ERROR_TAG, "injected-parameters"}]
+    if src_code != run_code:
+        differ = next((k for k, (a, b) in enumerate(zip(src_code, run_code)) if a != b), min(len(src_code), len(run_code)))
+        raise HandoutError(f"--executed: the code of {path} differs from {notebook} (from code cell {differ + 1} on): "
+                           f"run it again with `snnlab run {notebook.stem} --out {folder}`")
+    if any(o.get("output_type") == "error" for c in executed.cells for o in c.get("outputs", [])):
+        raise HandoutError(f"--executed: {path} stopped with an error: run it again")
+    return executed
+
+
 def write_handout(notebook: Path, executed, *, version: str, formats: list[str], out: Path, workdir: Path,
-                  chromium: str | None = None) -> list[Path]:
+                  chromium: str | None = None, paper: str = "A4") -> list[Path]:
     """Write the ``version`` handout of ``notebook`` in ``formats`` into ``out``; return the paths.
 
     ``executed`` is the notebook run as it is (``snnlab run``'s copy or :func:`execute_version`); it
     may be ``None`` when only ``ipynb`` is asked for. The student version is derived from it
-    (:func:`student_from_executed`), so nothing runs twice. ``workdir`` takes the HTML that Chromium prints.
+    (:func:`student_from_executed`), so nothing runs twice. ``workdir`` takes the HTML that Chromium
+    prints; ``paper`` is ``A4`` or ``Letter``.
     """
     import nbformat
 
@@ -784,7 +1168,7 @@ def write_handout(notebook: Path, executed, *, version: str, formats: list[str],
         raise HandoutError(f"{notebook.name}: {exc}") from exc
     meta = run.notebook_metadata(notebook)
     title = f"{meta.get('title') or notebook.stem} ({version} handout)"
-    page = export_html(shown, title=title, version=version, resources_path=notebook.parent)
+    page = export_html(shown, title=title, version=version, resources_path=notebook.parent, paper=paper)
     fetches = network_references(page)
     if fetches:  # a template or output change would break "opens offline": refuse to ship it
         raise HandoutError(f"{notebook.name}: the {version} HTML would fetch from the network: {fetches[:5]}",
@@ -805,6 +1189,26 @@ def main(argv: list[str] | None = None) -> int:
     return command_boundary("snnlab handout", lambda: _main(args), debug=args.debug)
 
 
+def _check_pdfs(paths: list[Path], mode: str, state: dict) -> int:
+    """Run :func:`print_problems` on the PDFs among ``paths``, print one line per problem; return
+    how many. Without poppler-utils it says so once and checks nothing."""
+    count = 0
+    for path in paths:
+        if mode == "off" or path.suffix != ".pdf" or state.get("no_poppler"):
+            continue
+        version = "student" if path.name.endswith(".student.pdf") else "instructor"
+        try:
+            problems = print_problems(path, version)
+        except PopplerMissing as exc:
+            print(f"snnlab handout: print checks skipped: {exc}", file=sys.stderr, flush=True)
+            state["no_poppler"] = True
+            continue
+        for problem in problems:
+            print(f"    print check: {problem}", file=sys.stderr if mode == "fail" else sys.stdout, flush=True)
+        count += len(problems)
+    return count
+
+
 def _main(args) -> int:
     notebooks = run.resolve_notebooks(args.notebooks)
     out = run.check_output_folder("--out", args.out)  # not after minutes of execution
@@ -816,21 +1220,31 @@ def _main(args) -> int:
             raise HandoutError(CHROMIUM_HINT)
     params: dict[str, Any] = run.load_param_file(args.parameters_file) if args.parameters_file else {}
     params.update({name: run.parse_value(value) for name, value in args.parameter})
+    if args.executed and (params or args.quick):
+        raise HandoutError("--executed exports copies already run: give their parameters to `snnlab run`, "
+                           "not -p/-f/--quick here", code=2)
+    executed_copies = {}
+    if args.executed:  # every copy is checked before anything is written
+        for notebook in notebooks:
+            executed_copies[notebook] = load_executed(notebook, Path(args.executed))
     plan = run.plan_parameters(notebooks, params)
-    failures = []
+    failures, print_problem_count, check_state = [], 0, {}
     with tempfile.TemporaryDirectory(prefix="snnlab-handout-") as tmp:
         for i, notebook in enumerate(notebooks, 1):
             parameters = dict(plan[notebook])
             if args.quick:
                 parameters = {**run.notebook_metadata(notebook).get("test_parameters", {}), **parameters}
-            print(f"[{i}/{len(notebooks)}] {notebook.name} {', '.join(versions)} -> {', '.join(formats)}"
-                  + (f" {parameters}" if parameters else ""), flush=True)
+            origin = f" from {Path(args.executed) / notebook.name}" if args.executed else (
+                f" {parameters}" if parameters else "")
+            print(f"[{i}/{len(notebooks)}] {notebook.name} {', '.join(versions)} -> {', '.join(formats)}{origin}",
+                  flush=True)
             workdir = Path(tmp) / notebook.stem
             workdir.mkdir()
             try:
                 paths = make_handouts(notebook, versions=versions, formats=formats, out=out,
                                       parameters=parameters, workdir=workdir, chromium=chromium,
-                                      progress=not args.no_progress)
+                                      progress=not args.no_progress, executed=executed_copies.get(notebook),
+                                      paper=args.paper)
             except run.RunError as exc:
                 print(f"snnlab handout: {exc}", file=sys.stderr, flush=True)
                 failures.append(notebook.name)
@@ -839,10 +1253,15 @@ def _main(args) -> int:
                 continue
             for path in paths:
                 print(f"    {path}  ({_size(path.stat().st_size)})", flush=True)
+            print_problem_count += _check_pdfs(paths, args.print_check, check_state)
     if failures:
         print(f"snnlab handout: failed: {', '.join(failures)}", file=sys.stderr)
         return 1
     print(f"handouts of {len(notebooks)} notebook(s) in {out}/")
+    if print_problem_count and args.print_check == "fail":
+        print(f"snnlab handout: {print_problem_count} print problem(s) (listed above; --print-check warn "
+              f"accepts them)", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -333,7 +333,10 @@ def plot_seed_figure(res: dict, *, title: str | None = None):
     import matplotlib.pyplot as plt
 
     t = res["t"]
-    fig, axes = plt.subplots(8, 1, figsize=(8, 10), sharex=True)
+    # 6.2 in tall: printed at 72 % (legends 6 pt) it takes under half an A4 page, so it never pushes
+    # more than half a page of blank ahead of it; the spike rasters need less height than the curves
+    fig, axes = plt.subplots(8, 1, figsize=(7.5, 6.2), sharex=True,
+                             gridspec_kw={"height_ratios": [0.55, 0.55, 1, 0.8, 1, 1, 1, 1]})
     panels = [
         ("pre", "pre spikes", "k"), ("post", "post spikes", "k"), (None, "traces", None),
         ("reward", "reward r", "tab:purple"), ("eligibility", "z (MSTDPET)", "tab:green"),
@@ -368,7 +371,7 @@ def plot_orderings(runs: dict, *, keys: Sequence[str] = ("w_stdp", "w_mstdp", "w
     """Weights of several :func:`run_seed_example` results (``{label: res}``) overlaid, one panel per rule."""
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3), sharex=True)
+    fig, axes = plt.subplots(1, len(keys), figsize=(3.1 * len(keys), 3), sharex=True)
     axes = np.atleast_1d(axes)
     for ax, key in zip(axes, keys):
         for (label, res), style, color in zip(runs.items(), ("-", "--", ":", "-."), ("k", "tab:gray", "tab:olive", "tab:cyan")):
@@ -394,7 +397,7 @@ def plot_reward_task(results: dict):
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
-    fig, axes = plt.subplots(1, len(results) + 1, figsize=(4.2 * (len(results) + 1), 3.4))
+    fig, axes = plt.subplots(1, len(results) + 1, figsize=(3.1 * (len(results) + 1), 3.4))
     for ax, (label, res) in zip(axes, results.items()):
         color = RULE_COLORS.get(label.upper(), "k")
         for k, (pattern, target) in enumerate(zip(res["patterns"], res["targets"])):

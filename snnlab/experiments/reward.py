@@ -200,7 +200,7 @@ def plot_learning(results: dict, *, window: int = SCORE_WINDOW, linestyles: dict
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.4))
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.4))
     for label, res in results.items():
         c = res["correct"].numpy()
         k = min(window, len(c))

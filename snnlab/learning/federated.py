@@ -526,7 +526,7 @@ def plot_masking(update: torch.Tensor, masked: torch.Tensor, decoded_sum: torch.
     color = METHOD_COLORS["secure aggregation"]
     u = update.detach().cpu().double().numpy()
     y = masked.detach().cpu().double().numpy() / 2.0 ** bits
-    fig, axes = plt.subplots(1, 3, figsize=(12.5, 3.4))
+    fig, axes = plt.subplots(1, 3, figsize=(9.5, 3.4))
     axes[0].plot(u, y, ".", color=color, markersize=2, alpha=0.5)
     axes[0].set_xlabel("client 0's update u_0 (weight change)")
     axes[0].set_ylabel("masked value y_0 / 2^b")

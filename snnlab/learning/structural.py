@@ -270,7 +270,7 @@ def plot_rewiring(results: dict, *, colors: dict | None = None):
 
     first = next(iter(results.values()))
     colors = colors or {}
-    fig, axes = plt.subplots(1, 3, figsize=(12.5, 3.4), gridspec_kw={"width_ratios": [1.4, 1, 1]})
+    fig, axes = plt.subplots(1, 3, figsize=(9.5, 3.4), gridspec_kw={"width_ratios": [1.4, 1, 1]})
     chance = float(first["is_signal"].float().mean())
     axes[0].axhline(chance, color="grey", linestyle=":", label="chance (random wiring)")
     for label, res in results.items():
@@ -285,7 +285,7 @@ def plot_rewiring(results: dict, *, colors: dict | None = None):
         im = ax.imshow(first[key].numpy().astype(float), aspect="auto", cmap=cmap, vmin=0, vmax=1,
                        interpolation="nearest")
         ax.axvline(int(first["is_signal"].sum()) - 0.5, color="tab:red")
-        ax.set_xlabel("input index (red: end of correlated)")
+        ax.set_xlabel("input (red: end of correlated)")  # short: the panels are 2.4 in wide
         ax.set_ylabel("neuron")
         ax.yaxis.set_major_locator(plt.MaxNLocator(integer=True))
         ax.set_title(title, fontsize="medium")
