@@ -36,7 +36,6 @@ build. A rebuild is incremental: unchanged pages and downloads are kept (about 1
 from __future__ import annotations
 
 import argparse
-import copy
 import hashlib
 import json
 import re
@@ -120,7 +119,7 @@ def ensure_executed(notebooks: list[Path], executed_dir: Path, *, progress: bool
     argv = [*(str(p) for p in stale), "--out", str(executed_dir), "-j", str(jobs)]
     argv += [] if progress else ["--no-progress"]
     if run.main(argv) != 0:
-        raise BookError(f"snnlab run failed for {', '.join(p.name for p in stale)}: no site built", code=1)
+        raise BookError(f"snnlab run failed for {', '.join(p.name for p in stale)} (its error is above)", code=1)
     for notebook in stale:  # snnlab run commits only complete runs, but say so if that ever changes
         problem = copy_problem(notebook, executed_dir / notebook.name)
         if problem is not None:
@@ -193,17 +192,18 @@ def download_box(stem: str, files: list[tuple[str, str]]) -> str:
 def page_notebook(source, executed, *, pages: dict[str, str], box: str | None = None):
     """The notebook a page shows: ``source``'s cells and tags with ``executed``'s outputs.
 
+    The page starts from the handouts' instructor version (:func:`snnlab.handout.version_notebook`).
     Instructor markdown is dropped, the CDN MathJax that plotly figures request is removed (the site
-    bundles MathJax; plotly.js itself is inline, see ``snnlab.plots.show_plotly``), solution code is collapsed (``hide-input``), links point at the
-    site's pages, the parameters a run injected are shown after the ``parameters`` cell, and ``box``
+    bundles MathJax; plotly.js itself is inline, see ``snnlab.plots.show_plotly``), solution code is
+    collapsed (``hide-input``), links point at the site's pages, the parameters a run injected are shown after the ``parameters`` cell, and ``box``
     (markdown) goes right under the page's title. Raises ``BookError`` if the code differs.
     """
     import nbformat
 
-    if code_sources(source) != code_sources(executed):
-        raise BookError("the executed copy's code cells differ from the notebook's: run it again", code=1)
-    ran = iter(c for c in executed.cells if c.cell_type == "code" and not (_tags(c) & RUN_ONLY_TAGS))
-    nb = copy.deepcopy(source)
+    try:  # one place puts a run's outputs on the source cells: the handouts' instructor version
+        nb = handout.version_notebook(source, executed, "instructor")
+    except ValueError as exc:
+        raise BookError(f"{exc}", code=1) from exc
     cells = []
     for cell in nb.cells:
         tags = _tags(cell)
@@ -212,18 +212,12 @@ def page_notebook(source, executed, *, pages: dict[str, str], box: str | None = 
                 continue
             cell.source = rewrite_links(cell.source, pages)
         elif cell.cell_type == "code":
-            done = next(ran)
-            cell.outputs, cell.execution_count = copy.deepcopy(done.outputs), done.execution_count
             for output in cell.outputs:
                 # plotly's notebook renderer asks a CDN for MathJax with every figure; the site has its own
-                handout._drop_cdn_mathjax(output)
+                handout.drop_cdn_mathjax(output)
             if SOLUTION in tags and not tags & SHOWING_TAGS:
                 cell.metadata["tags"] = [*cell.metadata.get("tags", []), "hide-input"]
         cells.append(cell)
-    injected = [c for c in executed.cells if "injected-parameters" in _tags(c)]
-    if injected:
-        at = next((k + 1 for k, c in enumerate(cells) if "parameters" in _tags(c)), 0)
-        cells.insert(at, copy.deepcopy(injected[0]))
     if box is not None:
         first = next((k for k, c in enumerate(cells) if c.cell_type == "markdown"), None)
         heading = re.match(r"\s*#[^\n]*\n?", cells[first].source) if first is not None else None

@@ -816,7 +816,9 @@ def network_references(html: str) -> list[str]:
 _CDN_MATHJAX = re.compile(r"""<script\b[^>]*\bsrc\s*=\s*["']?(?:https?:)?//[^"'>\s]*mathjax[^>]*>\s*</script>""", re.I)
 
 
-def _drop_cdn_mathjax(output) -> None:
+def drop_cdn_mathjax(output) -> None:
+    """Remove, in place, the CDN MathJax ``<script>`` from a notebook output's HTML (the handout and the
+    site bundle their own; a student offline would otherwise wait on the request)."""
     data = output.get("data", {}) if output.get("output_type") in ("display_data", "execute_result") else {}
     html = data.get("text/html")
     if html is not None:
@@ -843,7 +845,7 @@ def export_html(nb, *, title: str, version: str, resources_path: Path, paper: st
         if cell.cell_type == "markdown":
             cell.source = render_math(cell.source)
         for output in cell.get("outputs", []):
-            _drop_cdn_mathjax(output)
+            drop_cdn_mathjax(output)
     banner = nbformat.v4.new_markdown_cell(f'<p class="snnlab-handout-banner">{_BANNER[version]}</p>')
     nb.cells.insert(1 if nb.cells and nb.cells[0].cell_type == "markdown" else 0, banner)
     nb.metadata["title"] = title
@@ -1064,6 +1066,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--executed", metavar="DIR",
                         help="export the executed copies DIR/<notebook>.ipynb (as `snnlab run --out DIR` writes "
                              "them) instead of executing; their code must be the notebook's")
+    parser.add_argument("--run-stale", action="store_true",
+                        help="with --executed: first run (`snnlab run --out DIR`) the notebooks whose copy in DIR "
+                             "is missing or whose code differs; the others are reused as they are")
+    parser.add_argument("-j", "--jobs", type=int, default=1, metavar="N",
+                        help="with --run-stale: run N notebooks at once (default: %(default)s)")
     parser.add_argument("--paper", default="A4", choices=PAPER_SIZES, help="PDF page size (default: %(default)s)")
     parser.add_argument("--print-check", default="fail", choices=("fail", "warn", "off"),
                         help="check each PDF (page fill, font size, error text, network; needs poppler-utils): "
@@ -1223,6 +1230,14 @@ def _main(args) -> int:
     if args.executed and (params or args.quick):
         raise HandoutError("--executed exports copies already run: give their parameters to `snnlab run`, "
                            "not -p/-f/--quick here", code=2)
+    if args.run_stale and not args.executed:
+        raise HandoutError("--run-stale needs --executed DIR (the folder whose copies it brings up to date)", code=2)
+    if args.jobs < 1:
+        raise HandoutError(f"-j/--jobs must be >= 1, got {args.jobs}", code=2)
+    if args.run_stale:
+        from .book import ensure_executed  # the site reuses copies the same way
+
+        ensure_executed(notebooks, Path(args.executed), progress=not args.no_progress, jobs=args.jobs)
     executed_copies = {}
     if args.executed:  # every copy is checked before anything is written
         for notebook in notebooks:

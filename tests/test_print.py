@@ -11,7 +11,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from snnlab import handout, run
+from snnlab import book, handout, run
 
 ROOT = Path(__file__).resolve().parents[1]
 needs_poppler = pytest.mark.skipif(shutil.which("pdftoppm") is None or shutil.which("pdftotext") is None,
@@ -182,6 +182,24 @@ def test_executed_refuses_a_missing_or_different_copy(tmp_path, capsys):
     assert handout.main([str(notebook), "--executed", str(tmp_path), "--to", "html", "--out", str(tmp_path / "o")]) != 0
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "differs from" in err
+
+
+def test_run_stale_brings_the_copies_up_to_date_before_exporting(tmp_path, monkeypatch, capsys):
+    notebook = ROOT / "notebooks" / "00_welcome.ipynb"
+    out = ["--to", "html", "--out", str(tmp_path / "o")]
+    assert handout.main([str(notebook), "--run-stale", *out]) == 2  # nothing to bring up to date
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--run-stale needs --executed" in err
+    calls = []
+
+    def ensure(notebooks, folder, *, progress, jobs):  # what `make handouts` asks snnlab run to do
+        calls.append(([p.name for p in notebooks], folder, jobs))
+        raise book.BookError("snnlab run failed for 00_welcome.ipynb (its error is above)", code=1)
+
+    monkeypatch.setattr(book, "ensure_executed", ensure)
+    assert handout.main([str(notebook), "--executed", str(tmp_path), "--run-stale", "-j", "2", *out]) == 1
+    assert calls == [(["00_welcome.ipynb"], tmp_path, 2)]
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())  # nothing exported after a failed run
 
 
 def test_executed_copy_gets_the_notebooks_tags():
