@@ -57,16 +57,17 @@ def markdown(study: dict, meta: dict) -> str:
     lines += ["", "CIs are shown from 3 paired seeds on (fewer give no interval worth printing).", "",
               "Last-epoch DA-SSDP diagnostics, mean over seeds (rates: fraction of units marked active; drift: "
               "cumulative mean of the applied dW; k: the fitted gate slope):", "",
-              "| condition | " + " | ".join(DIAGNOSTICS) + " |", "|---|" + "---|" * len(DIAGNOSTICS)]
-    for cond in study["summary"]:
-        runs = [r for r in study["runs"] if r["condition"] == cond and r.get("diagnostics")]
-        if not runs:
-            continue
+              ]
+    # one row per diagnostic, one column per condition: nine columns of numbers do not fit a printed page
+    shown = [c for c in study["summary"] if any(r["condition"] == c and r.get("diagnostics") for r in study["runs"])]
+    lines += ["| diagnostic | " + " | ".join(shown) + " |", "|---|" + "---|" * len(shown)]
+    for key in DIAGNOSTICS:
         cells = []
-        for key in DIAGNOSTICS:
-            v = [r["diagnostics"][key] for r in runs if r["diagnostics"].get(key) is not None]
+        for cond in shown:
+            v = [r["diagnostics"][key] for r in study["runs"]
+                 if r["condition"] == cond and r.get("diagnostics") and r["diagnostics"].get(key) is not None]
             cells.append(f"{sum(v) / len(v):.3g}" if v else "-")
-        lines.append(f"| {cond} | " + " | ".join(cells) + " |")
+        lines.append(f"| {key} | " + " | ".join(cells) + " |")
     lines += ["", f"Wall time {meta['wall_seconds']:.0f} s on {meta['machine']}.", ""]
     return "\n".join(lines)
 

@@ -694,7 +694,9 @@ _TEMPLATE = r"""{%- extends 'index.html.j2' -%}
     h1, h2, h3, h4 { break-after: avoid; }
     /* a wide table wraps its cells instead of running off the paper */
     .jp-RenderedHTMLCommon table { table-layout: auto; width: auto; max-width: 100%; }
-    .jp-RenderedHTMLCommon td, .jp-RenderedHTMLCommon th { overflow-wrap: anywhere; padding: 0.2em 0.4em; }
+    /* cells break between words and after _ or / (see _break_table_names), never inside a word or number:
+       'anywhere' let narrow columns print 'con|diti|on' and '0.|3|6' */
+    .jp-RenderedHTMLCommon td, .jp-RenderedHTMLCommon th { overflow-wrap: break-word; padding: 0.2em 0.4em; }
     .jp-MarkdownOutput p, .jp-RenderedMarkdown p, li { orphans: 2; widows: 2; }
   }
 </style>
@@ -792,6 +794,21 @@ def _wrap_code_lines(html: str) -> str:
     return _HIGHLIGHT_PRE.sub(one, html)
 
 
+_TABLE_CELL = re.compile(r"(<t[hd]\b[^>]*>)(.*?)(</t[hd]>)", re.S)
+
+
+def _break_table_names(html: str) -> str:
+    """Let table cells wrap after ``_`` and ``/`` (``<wbr>``), so that a column headed
+    ``dssa_proj/post_unit_sd`` can be narrow without breaking inside a word; tags are left alone."""
+
+    def cell(match: re.Match) -> str:
+        parts = re.split(r"(<[^>]*>)", match.group(2))
+        body = "".join(part if part.startswith("<") else re.sub(r"([_/])(?=\w)", r"\1<wbr>", part) for part in parts)
+        return match.group(1) + body + match.group(3)
+
+    return _TABLE_CELL.sub(cell, html)
+
+
 _BANNER = {
     "student": "Student handout: the exercises are left for you. A box marks each one, with room to "
                "write; cells that need an unfinished exercise say so instead of showing their output.",
@@ -854,7 +871,7 @@ def export_html(nb, *, title: str, version: str, resources_path: Path, paper: st
         extra_loaders=[jinja2.DictLoader({"snnlab_handout.html.j2": _template(paper)})],
     )
     body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": title, "path": str(resources_path)}})
-    return _size_figures(_wrap_code_lines(body), paper)
+    return _size_figures(_break_table_names(_wrap_code_lines(body)), paper)
 
 
 # --------------------------------------------------------------------------- PDF
