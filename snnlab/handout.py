@@ -928,6 +928,7 @@ HEADING_RATIO = 1.3       # a page that opens with text this much larger than th
 MIN_FONT_PT = 7.0         # smaller: unreadable, or Chromium shrank the whole page to fit something too wide
 BOX_EM = 1.164            # DejaVu's ascender-to-descender height in em (font_sizes)
 INK_DPI = 30              # enough to see where the ink ends; 30 dpi keeps 40 pages under a second
+EDGE_PT = 12 / 25.4 * 72 / 2  # text ending closer to the paper's edge than half the 12 mm margin ran off the text area
 # What a student PDF must not show: a traceback, or the error an unfinished exercise raises (the
 # stub's own `raise NotImplementedError()` line is code the student reads, not an error).
 _TRACEBACK = re.compile(r"Traceback|NotImplementedError(?!\(\))|NameError|\w*Error:")
@@ -1005,6 +1006,21 @@ def font_sizes(pdf_path: Path) -> list[tuple[float, int, str, float]]:
     return words
 
 
+def words_past_margin(pdf_path: Path, *, edge_pt: float = EDGE_PT) -> list[tuple[int, str, float]]:
+    """(page, word, how far past ``page width - edge_pt`` in pt) of each word that runs towards or off the
+    paper's right edge: a table or line too wide for the page that Chromium neither wrapped nor shrank."""
+    result = subprocess.run([_poppler("pdftotext"), "-bbox", str(pdf_path), "-"], check=True,
+                            capture_output=True, timeout=120)
+    found, page, width = [], 0, 0.0
+    for match in re.finditer(r'<page width="([\d.]+)"|<word xMin="[\d.]+" yMin="[\d.]+" xMax="([\d.]+)" yMax="[\d.]+">([^<]*)</word>',
+                             result.stdout.decode("utf-8", "replace")):
+        if match.group(1):
+            page, width = page + 1, float(match.group(1))
+        elif float(match.group(2)) > width - edge_pt and match.group(3).strip():
+            found.append((page, html_lib.unescape(match.group(3)), float(match.group(2)) - (width - edge_pt)))
+    return found
+
+
 def print_problems(pdf_path: Path, version: str, *, pages: tuple[int, int] = PAGE_BOUNDS,
                    min_fill: float = MIN_FILL, min_font_pt: float = MIN_FONT_PT,
                    html: str | None = None) -> list[str]:
@@ -1017,6 +1033,7 @@ def print_problems(pdf_path: Path, version: str, *, pages: tuple[int, int] = PAG
       :data:`HEADING_RATIO` times the body size);
     * text smaller than ``min_font_pt`` (:func:`font_sizes`; text inside figures is pixels and is
       not seen here: figure widths are kept in check by the figure sizes in the notebooks);
+    * text that runs off the text area towards the paper's edge (:func:`words_past_margin`);
     * traceback or error text (``Traceback``, ``NotImplementedError``, ``NameError``, ``...Error:``)
       in a student handout;
     * network references: PDF actions that fetch or run something, and, given ``html``, what
@@ -1047,6 +1064,11 @@ def print_problems(pdf_path: Path, version: str, *, pages: tuple[int, int] = PAG
         size, page, word, _ = min(words)
         if size < min_font_pt:
             problems.append(f"{name}: text of {size:.1f} pt on page {page} ({word!r}), under {min_font_pt} pt")
+    past = words_past_margin(pdf_path)
+    if past:
+        page, word, _ = past[0]
+        problems.append(f"{name}: text runs off the right margin on page {page} ({word!r}"
+                        + (f" and {len(past) - 1} more word(s))" if len(past) > 1 else ")"))
     if version == "student":
         for n, text in enumerate(texts):
             found = sorted(set(m.group(0) for m in _TRACEBACK.finditer(text)))

@@ -89,10 +89,14 @@ def resolve_notebooks(names: list[str]) -> list[Path]:
     for name in names:
         path = Path(name)
         if not path.exists() and not path.is_absolute():
-            candidate = default_notebook_dir() / name
-            path = candidate if candidate.exists() else path
+            # a name in notebooks/, with or without .ipynb (`snnlab run 02_mozafari_rstdp`)
+            for candidate in (default_notebook_dir() / name, default_notebook_dir() / f"{name}.ipynb"):
+                if candidate.is_file():
+                    path = candidate
+                    break
         if not path.is_file():
-            raise RunError(f"notebook {name!r} not found")
+            known = ", ".join(nb.stem for nb in discover())
+            raise RunError(f"notebook {name!r} not found" + (f" (the notebooks: {known})" if known else ""))
         if path.suffix != ".ipynb":
             raise RunError(f"{name!r} is not a notebook (.ipynb)")
         paths.append(path)

@@ -74,6 +74,17 @@ def test_small_text_is_flagged_with_its_size(tmp_path):
 
 
 @needs_poppler
+def test_text_running_off_the_right_margin_is_flagged(tmp_path):
+    wide = full_page()[:-1] + [(0.02, "a table row much too wide for the paper " * 3 + "edge", 10.5)]
+    pdf = make_pdf(tmp_path / "wide.pdf", [full_page(), wide])
+    assert handout.words_past_margin(make_pdf(tmp_path / "ok.pdf", [full_page()])) == []
+    past = handout.words_past_margin(pdf)
+    assert past and {page for page, _, _ in past} == {2} and all(over > 0 for _, _, over in past)
+    problems = handout.print_problems(pdf, "instructor")
+    assert len(problems) == 1 and "off the right margin on page 2" in problems[0], problems
+
+
+@needs_poppler
 def test_error_text_is_flagged_in_student_pdfs_but_not_the_stub(tmp_path):
     stub = [(0.5, "    raise NotImplementedError()", 10)]
     clean = make_pdf(tmp_path / "stub.pdf", [full_page()[:10] + stub + full_page()[11:], full_page()])
@@ -152,6 +163,16 @@ def test_code_lines_wrap_with_their_indentation():
     assert [int(i) for i, _ in lines] == [0, 4, 8, 8]
     assert all(body.count("<span") == body.count("</span>") for _, body in lines)  # spans closed per line
     assert re.sub(r"<[^>]+>", "", out) == re.sub(r"<[^>]+>", "", html)  # copied code keeps its line feeds
+
+
+def test_table_cells_wrap_after_underscores_and_slashes_but_not_inside_words():
+    html = '<table><thead><tr><th class="x_y">dssa_proj/post_unit_sd</th></tr></thead><tr><td><a href="a/b_c">0.0318</a></td></tr></table>'
+    out = handout._break_table_names(html)
+    assert re.findall(r"<th\b[^>]*>(.*?)</th>", out) == ["dssa_<wbr>proj/<wbr>post_<wbr>unit_<wbr>sd"]
+    assert 'class="x_y"' in out and 'href="a/b_c">0.0318</a>' in out  # tags and numbers as they were
+    css = handout._template("A4")
+    assert re.search(r"td, \.jp-RenderedHTMLCommon th \{ overflow-wrap: break-word;", css)
+    assert "anywhere" not in css.split("td, .jp-RenderedHTMLCommon th")[1].split("}")[0]
 
 
 def test_figures_print_legible_and_under_half_a_page_when_they_can():

@@ -59,7 +59,9 @@ def test_cuda_without_cuda_fails_at_once(capsys):
 
 def test_missing_notebook_and_bad_parameter_file(tmp_path, capsys):
     assert run.main(["notebooks/99_nothing.ipynb"]) == 2
-    assert "not found" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "not found" in err and "00_welcome" in err  # it lists the names it knows
+    assert run.resolve_notebooks(["00_welcome"]) == run.resolve_notebooks(["00_welcome.ipynb"])  # .ipynb optional
     assert run.main([str(WELCOME), "-f", str(tmp_path / "none.yaml")]) == 2
     assert "no such parameters file" in capsys.readouterr().err
     (tmp_path / "p.yaml").write_text("- a list\n")
