@@ -255,7 +255,10 @@ def markdown(study: dict) -> str:
                  "the best validation accuracy (1,000 images) and reports the held-out test accuracy at that "
                  "epoch (1,000 images; one image = 0.1 points). Runs with the same STDP epochs share the STDP "
                  "training; shorter R-STDP budgets are read from the longer run (the same computation).")
-    lines = [title, "", *([meta["note"], ""] if meta.get("note") else []), f"Command: `{meta['command']}`", "",
+    command = meta["command"]
+    if meta.get("note"):  # the note is the paragraph above: quoted once more it is hard to read
+        command = command.replace(shlex.quote(meta["note"]), "'<the note above>'")
+    lines = [title, "", *([meta["note"], ""] if meta.get("note") else []), f"Command: `{command}`", "",
              sizes, "",
              "| variant | what changes | seeds | validation (%) | test mean (%) | sd | test per seed | "
              "last-epoch train (%) | s/run |", "|---|---|---|---|---|---|---|---|---|"]

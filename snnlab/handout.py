@@ -553,6 +553,26 @@ _INLINE_MATH = re.compile(r"(?<![\\$])\$(?![\s$])((?:[^$\n]|\n(?![ \t]*\n))+?)(?
 
 
 @functools.lru_cache(maxsize=1024)
+def _display_fractions(tex: str) -> str:
+    """``\\frac`` outside every ``{...}`` group becomes ``\\dfrac``: TeX sets a display equation's own
+    fractions at full size, mathtext sets every ``\\frac`` at text size (about 70 %). Fractions in
+    exponents, subscripts and other groups keep the smaller size, as in TeX."""
+    out, depth, k = [], 0, 0
+    while k < len(tex):
+        if tex.startswith("\\frac", k) and not tex[k + 5:k + 6].isalpha():
+            out.append("\\dfrac" if depth == 0 else "\\frac")
+            k += 5
+            continue
+        if tex[k] == "\\" and k + 1 < len(tex):  # an escaped brace or a command: copy it whole
+            out.append(tex[k:k + 2])
+            k += 2
+            continue
+        depth += {"{": 1, "}": -1}.get(tex[k], 0)
+        out.append(tex[k])
+        k += 1
+    return "".join(out)
+
+
 def math_svg(tex: str, display: bool = False) -> str | None:
     """An ``<img>`` tag holding ``tex`` rendered by matplotlib's mathtext as SVG, or ``None``.
 
@@ -569,6 +589,8 @@ def math_svg(tex: str, display: bool = False) -> str | None:
     text = " ".join(tex.split())
     for pattern, replacement in _TEX_REWRITES:
         text = pattern.sub(replacement, text)
+    if display:
+        text = _display_fractions(text)
     # One size for inline and display equations: the body's, enlarged by the ratio of x-heights
     # (Computer Modern's is about 0.43 em, the sans serif body's about 0.53 em) so letters match.
     prop = FontProperties(size=BODY_PT * MATH_SCALE, math_fontfamily="cm")
@@ -668,7 +690,10 @@ _TEMPLATE = r"""{%- extends 'index.html.j2' -%}
                           transparent calc(@@LINE@@em - 1px), #9a9a9a calc(@@LINE@@em - 1px), #9a9a9a @@LINE@@em); }
   /* code lines wrap with a hanging indent: each line is a block whose continuation lines start
      under the line's own indentation plus four columns (see _wrap_code_lines) */
-  .highlight pre { white-space: pre-wrap; overflow-wrap: anywhere; }
+  .highlight pre { white-space: pre-wrap; overflow-wrap: break-word; }
+  /* lines wrap at spaces; a word or number is split only when it is longer than a line by itself
+     (JupyterLab's outputs use word-break: break-all, which printed 'inpu|t' and '1e-|12') */
+  .jp-OutputArea-output pre, .highlight pre { word-break: normal !important; overflow-wrap: break-word !important; }
   .snnlab-line { display: block; padding-left: calc(var(--snnlab-indent, 0ch) + 4ch);
                  text-indent: calc(-1 * (var(--snnlab-indent, 0ch) + 4ch)); }
   @page { size: @@PAPER@@; margin: 13mm 12mm 14mm 12mm; }
@@ -691,7 +716,9 @@ _TEMPLATE = r"""{%- extends 'index.html.j2' -%}
     .jp-OutputArea-output img, .jp-RenderedHTMLCommon img:not(.snnlab-math) {
       max-width: 100% !important; max-height: @@FIGMAX@@mm; width: auto; height: auto; object-fit: contain; }
     img, svg, .snnlab-exercise-note, tr, .snnlab-line { break-inside: avoid; }
-    h1, h2, h3, h4 { break-after: avoid; }
+    h1, h2, h3, h4 { break-after: avoid; break-inside: avoid; }
+    /* a lead-in line ("Instructor notes (...)", "Answer 1.") stays with the list it introduces */
+    .jp-RenderedHTMLCommon p:has(+ ul), .jp-RenderedHTMLCommon p:has(+ ol) { break-after: avoid; }
     /* a wide table wraps its cells instead of running off the paper */
     .jp-RenderedHTMLCommon table { table-layout: auto; width: auto; max-width: 100%; }
     /* cells break between words and after _ or / (see _break_table_names), never inside a word or number:

@@ -250,3 +250,18 @@ def show_plotly(fig) -> None:
     if pio.renderers.default != renderer:
         pio.renderers.default = renderer  # activating it injects plotly.js into the notebook once
     fig.show()
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence]) -> str:
+    """A markdown table (``display(Markdown(...))`` renders it): on screen and on paper its cells wrap,
+    where a printed fixed-width text table wider than the page breaks its lines. Numbers are written
+    with ``str``: format them first. A ``|`` in a cell is escaped."""
+    if not header:
+        raise ValueError("header must name at least one column")
+    cell = lambda value: str(value).replace("|", r"\|").replace("\n", " ")  # noqa: E731
+    lines = ["| " + " | ".join(cell(h) for h in header) + " |", "|" + "---|" * len(header)]
+    for k, row in enumerate(rows):
+        if len(row) != len(header):
+            raise ValueError(f"rows[{k}] has {len(row)} cells, the header {len(header)}")
+        lines.append("| " + " | ".join(cell(v) for v in row) + " |")
+    return "\n".join(lines)

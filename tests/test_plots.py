@@ -93,3 +93,14 @@ def test_traces_take_colours_and_an_outside_legend():
     assert box.x0 > ax.bbox.x1 - 1e-6  # right of the axes, off the data
     assert plots.figure_problems(ax.figure) == []
     plt.close(ax.figure)
+
+
+def test_markdown_table_renders_one_row_per_line_and_escapes_bars():
+    from markdown_it import MarkdownIt
+
+    text = plots.markdown_table(["setting", "|w|"], [["a", 0.5], ["b|c", "1\n2"]])
+    html = MarkdownIt("commonmark").enable("table").render(text)
+    assert html.count("<tr>") == 3 and html.count("<td>") == 4       # header + 2 rows, 2 cells each
+    assert "<th>|w|</th>" in html and "<td>b|c</td>" in html and "<td>1 2</td>" in html
+    with pytest.raises(ValueError, match=r"rows\[0\] has 1 cells"):
+        plots.markdown_table(["a", "b"], [["only one"]])

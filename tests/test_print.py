@@ -191,6 +191,14 @@ def test_display_equations_are_sized_like_inline_ones():
     assert 0.9 * handout.BODY_PT < height(inline) < 1.6 * handout.BODY_PT
 
 
+def test_display_fractions_are_full_size_but_not_in_exponents():
+    assert handout._display_fractions(r"w = \frac{a}{b} e^{-\frac{x}{2}}") == r"w = \dfrac{a}{b} e^{-\frac{x}{2}}"
+    height = lambda tag: float(re.search(r"height:([\d.]+)pt", tag).group(1))  # noqa: E731
+    assert height(handout.math_svg(r"x = \frac{a}{b}", True)) > 1.5 * height(handout.math_svg(r"x = \frac{a}{b}", False))
+    exponent = r"e^{-\frac{x}{2}}"  # a fraction in an exponent stays small in a display, as in TeX
+    assert height(handout.math_svg(exponent, True)) == height(handout.math_svg(exponent, False))
+
+
 # --------------------------------------------------------------------------- --executed
 def test_executed_refuses_a_missing_or_different_copy(tmp_path, capsys):
     notebook = ROOT / "notebooks" / "00_welcome.ipynb"

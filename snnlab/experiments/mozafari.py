@@ -340,13 +340,17 @@ def plot_spike_waves(times: torch.Tensor, t: int, n_steps: int, *, titles=None):
     import matplotlib.pyplot as plt
 
     c = times.shape[0]
-    fig, axes = plt.subplots(1, c, figsize=(1.6 * c + 0.8, 1.9), squeeze=False)
-    for i, ax in enumerate(axes[0]):
+    # at most three panels a row: six in one row printed at page width had 5 pt labels
+    cols = min(c, 3)
+    rows = -(-c // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.6 * cols + 0.8, 1.8 * rows + 0.2), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for i, ax in enumerate(axes.flat[:c]):
         shown = torch.where(times[i] <= t, times[i].float(), torch.tensor(float("nan")))
         image = ax.imshow(shown.cpu().numpy(), cmap="viridis_r", vmin=0, vmax=n_steps - 1)
         ax.set_title(titles[i] if titles else f"channel {i}", fontsize=8)
-        ax.axis("off")
-    bar = fig.colorbar(image, ax=list(axes[0]), fraction=0.02, pad=0.02)
+    bar = fig.colorbar(image, ax=list(axes.flat), fraction=0.03, pad=0.03)
     bar.set_label("spike step", fontsize=8)
     bar.ax.tick_params(labelsize=7)
     fig.suptitle(f"spike waves up to step t = {t} (empty: not spiked yet)", fontsize=9)
@@ -367,17 +371,21 @@ def plot_dog_responses(image: torch.Tensor, maps: torch.Tensor, *, label=None, t
     import matplotlib.pyplot as plt
 
     c = maps.shape[0]
-    fig, axes = plt.subplots(1, c + 1, figsize=(1.75 * (c + 1), 2.1), squeeze=False)
+    # at most four panels a row: seven in one row printed at page width had 4 pt colour-bar ticks
+    cols = min(c + 1, 4)
+    rows = -(-(c + 1) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.75 * cols, 2.1 * rows), squeeze=False)
     panels = [(image, "gray", f"digit {label}" if label is not None else "image", "intensity")]
     panels += [(maps[i], "magma", titles[i] if titles else f"map {i}", "response / local mean") for i in range(c)]
-    for ax, (data, cmap, title, unit) in zip(axes[0], panels):
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, (data, cmap, title, unit) in zip(axes.flat, panels):
         shown = ax.imshow(torch.as_tensor(data).cpu().numpy(), cmap=cmap)
         ax.set_title(title, fontsize=8)
-        ax.axis("off")
         bar = fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.03)
-        bar.ax.tick_params(labelsize=6)
-    axes[0][0].set_title(panels[0][2] + "\n(pixel intensity)", fontsize=8)
-    axes[0][1].set_title((titles[0] if titles else "map 0") + "\n(response / local mean)", fontsize=8)
+        bar.ax.tick_params(labelsize=7)
+    axes.flat[0].set_title(panels[0][2] + "\n(pixel intensity)", fontsize=8)
+    axes.flat[1].set_title((titles[0] if titles else "map 0") + "\n(response / local mean)", fontsize=8)
     return fig
 
 
