@@ -38,6 +38,7 @@ import html as html_lib
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -690,10 +691,12 @@ _TEMPLATE = r"""{%- extends 'index.html.j2' -%}
                           transparent calc(@@LINE@@em - 1px), #9a9a9a calc(@@LINE@@em - 1px), #9a9a9a @@LINE@@em); }
   /* code lines wrap with a hanging indent: each line is a block whose continuation lines start
      under the line's own indentation plus four columns (see _wrap_code_lines) */
-  .highlight pre { white-space: pre-wrap; overflow-wrap: break-word; }
-  /* lines wrap at spaces; a word or number is split only when it is longer than a line by itself
-     (JupyterLab's outputs use word-break: break-all, which printed 'inpu|t' and '1e-|12') */
-  .jp-OutputArea-output pre, .highlight pre { word-break: normal !important; overflow-wrap: break-word !important; }
+  .highlight pre { white-space: pre-wrap; }
+  /* lines wrap at spaces; a word or number is split only where it does not fit on a line by itself
+     (JupyterLab's outputs use word-break: break-all, which printed 'inpu|t' and '1e-|12'). 'anywhere',
+     not 'break-word': with break-word a deeply indented continuation line widened the page and
+     Chromium shrank every page of 06 and 07 to 80 % */
+  .jp-OutputArea-output pre, .highlight pre { word-break: normal !important; overflow-wrap: anywhere !important; }
   .snnlab-line { display: block; padding-left: calc(var(--snnlab-indent, 0ch) + 4ch);
                  text-indent: calc(-1 * (var(--snnlab-indent, 0ch) + 4ch)); }
   @page { size: @@PAPER@@; margin: 13mm 12mm 14mm 12mm; }
@@ -953,6 +956,8 @@ PAGE_BOUNDS = (2, 45)     # fewer: an export lost the notebook; more: something 
 MIN_FILL = 0.5            # a page filled less than this, not the last of the document or of a section
 HEADING_RATIO = 1.3       # a page that opens with text this much larger than the body opens a section
 MIN_FONT_PT = 7.0         # smaller: unreadable, or Chromium shrank the whole page to fit something too wide
+BODY_TOLERANCE = 0.10     # the median word under BODY_PT by more than this: Chromium shrank the pages
+                          # (code prints at 0.93 of the body, the median of a code-heavy handout)
 BOX_EM = 1.164            # DejaVu's ascender-to-descender height in em (font_sizes)
 INK_DPI = 30              # enough to see where the ink ends; 30 dpi keeps 40 pages under a second
 EDGE_PT = 12 / 25.4 * 72 / 2  # text ending closer to the paper's edge than half the 12 mm margin ran off the text area
@@ -1061,6 +1066,7 @@ def print_problems(pdf_path: Path, version: str, *, pages: tuple[int, int] = PAG
     * text smaller than ``min_font_pt`` (:func:`font_sizes`; text inside figures is pixels and is
       not seen here: figure widths are kept in check by the figure sizes in the notebooks);
     * text that runs off the text area towards the paper's edge (:func:`words_past_margin`);
+    * the median word printed smaller than the body size (``BODY_PT``): the pages were shrunk to fit;
     * traceback or error text (``Traceback``, ``NotImplementedError``, ``NameError``, ``...Error:``)
       in a student handout;
     * network references: PDF actions that fetch or run something, and, given ``html``, what
@@ -1088,6 +1094,10 @@ def print_problems(pdf_path: Path, version: str, *, pages: tuple[int, int] = PAG
         if fill < min_fill and not section_next:
             problems.append(f"{name}: page {n + 1} is {fill:.0%} filled (under {min_fill:.0%})")
     if words:
+        body = statistics.median(w[0] for w in words)
+        if body < (1 - BODY_TOLERANCE) * BODY_PT:
+            problems.append(f"{name}: the text prints at {body:.1f} pt, not {BODY_PT} pt: Chromium shrank the "
+                            f"pages to fit something too wide")
         size, page, word, _ = min(words)
         if size < min_font_pt:
             problems.append(f"{name}: text of {size:.1f} pt on page {page} ({word!r}), under {min_font_pt} pt")

@@ -85,6 +85,13 @@ def test_text_running_off_the_right_margin_is_flagged(tmp_path):
 
 
 @needs_poppler
+def test_pages_shrunk_to_fit_are_flagged_by_their_body_size(tmp_path):
+    shrunk = [[(y, text, 8.3) for y, text, _ in full_page()] for _ in range(2)]  # what 06 and 07 printed at once
+    problems = handout.print_problems(make_pdf(tmp_path / "shrunk.pdf", shrunk), "instructor")
+    assert len(problems) == 1 and "prints at 8.3 pt, not 10.5 pt" in problems[0], problems
+
+
+@needs_poppler
 def test_error_text_is_flagged_in_student_pdfs_but_not_the_stub(tmp_path):
     stub = [(0.5, "    raise NotImplementedError()", 10)]
     clean = make_pdf(tmp_path / "stub.pdf", [full_page()[:10] + stub + full_page()[11:], full_page()])
