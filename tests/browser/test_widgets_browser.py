@@ -266,7 +266,10 @@ def test_a_control_replots_the_panel_figure_in_jupyterlab(name, lab, chromium, a
             control.click()
         else:
             control.focus()
-            page.keyboard.press("ArrowRight")  # one step along the slider
+            # one step along the slider: back from its end when it opens there (02's spike-wave demo does)
+            at_end = control.evaluate("""e => e.hasAttribute('aria-valuenow') && e.hasAttribute('aria-valuemax')
+                                          && Number(e.getAttribute('aria-valuenow')) >= Number(e.getAttribute('aria-valuemax'))""")
+            page.keyboard.press("ArrowLeft" if at_end else "ArrowRight")
         page.wait_for_function(
             """([i, old]) => { const cell = document.querySelectorAll('.jp-Notebook .jp-Cell')[i];
                                const img = cell && cell.querySelector('.jp-OutputArea-output img');
