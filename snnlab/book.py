@@ -195,8 +195,9 @@ def page_notebook(source, executed, *, pages: dict[str, str], box: str | None = 
     The page starts from the handouts' instructor version (:func:`snnlab.handout.version_notebook`).
     Instructor markdown is dropped, the CDN MathJax that plotly figures request is removed (the site
     bundles MathJax; plotly.js itself is inline, see ``snnlab.plots.show_plotly``), solution code is
-    collapsed (``hide-input``), links point at the site's pages, the parameters a run injected are shown after the ``parameters`` cell, and ``box``
-    (markdown) goes right under the page's title. Raises ``BookError`` if the code differs.
+    collapsed (``hide-input``), links point at the site's pages, the parameters a run injected are
+    shown after the ``parameters`` cell, and ``box`` (markdown) goes right under the page's title.
+    Raises ``BookError`` if the code differs.
     """
     import nbformat
 

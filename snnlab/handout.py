@@ -553,7 +553,6 @@ _DISPLAY_MATH = re.compile(r"\$\$(.+?)\$\$", re.S)
 _INLINE_MATH = re.compile(r"(?<![\\$])\$(?![\s$])((?:[^$\n]|\n(?![ \t]*\n))+?)(?<![\s\\])\$(?!\d)")
 
 
-@functools.lru_cache(maxsize=1024)
 def _display_fractions(tex: str) -> str:
     """``\\frac`` outside every ``{...}`` group becomes ``\\dfrac``: TeX sets a display equation's own
     fractions at full size, mathtext sets every ``\\frac`` at text size (about 70 %). Fractions in
@@ -574,6 +573,7 @@ def _display_fractions(tex: str) -> str:
     return "".join(out)
 
 
+@functools.lru_cache(maxsize=1024)
 def math_svg(tex: str, display: bool = False) -> str | None:
     """An ``<img>`` tag holding ``tex`` rendered by matplotlib's mathtext as SVG, or ``None``.
 
