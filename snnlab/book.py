@@ -51,8 +51,6 @@ from .utils import atomic_write_bytes, atomic_write_text, repo_root
 INSTRUCTOR, SOLUTION = "instructor", "solution"
 # Tags that already say how a cell's input is shown: hide-input is not added on top of them.
 SHOWING_TAGS = {"remove-input", "remove-cell", "hide-input", "hide-cell"}
-# Cells of an executed copy that the source notebook does not have.
-RUN_ONLY_TAGS = {"injected-parameters", handout.PAPERMILL_ERROR_TAG}
 CHECKED_SUFFIXES = (".html", ".js", ".css")
 _LINK = re.compile(r"(?<!!)\[(?P<text>[^\]\n]+)\]\((?P<target>[^)\s]+)\)")
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
@@ -69,7 +67,7 @@ def _tags(cell) -> set[str]:
 
 def code_sources(nb) -> list[str]:
     """The code cells' sources, without the cells a papermill run adds (injected parameters, error banner)."""
-    return [c.source for c in nb.cells if c.cell_type == "code" and not (_tags(c) & RUN_ONLY_TAGS)]
+    return [c.source for c in handout.run_code_cells(nb)]
 
 
 def copy_problem(notebook: Path, executed: Path) -> str | None:
@@ -93,7 +91,7 @@ def copy_problem(notebook: Path, executed: Path) -> str | None:
         if a != b:
             return f"code cell {k} differs from the notebook's"
     if any(c.get("execution_count") is None and c.source.strip()
-           for c in ran.cells if c.cell_type == "code" and not (_tags(c) & RUN_ONLY_TAGS)):
+           for c in handout.run_code_cells(ran)):
         return "the copy has cells that did not run"
     return None
 

@@ -58,6 +58,8 @@ CODE_STUB = ("# YOUR CODE HERE", "raise NotImplementedError()")
 SOLUTION, CHECK, INSTRUCTOR = "solution", "check", "instructor"
 RAISES = "raises-exception"  # nbclient and JupyterLab continue a run past cells with this tag
 PAPERMILL_ERROR_TAG = "papermill-error-cell-tag"
+# Cells of an executed copy that the source notebook does not have.
+RUN_ONLY_TAGS = frozenset({"injected-parameters", PAPERMILL_ERROR_TAG})
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 CHROMIUM_HINT = (
     "PDF handouts are printed by headless Chromium, which was not found. Install it with "
@@ -368,6 +370,29 @@ def _exercise_task(source: str) -> str:
         "write the missing code in the cell above"
 
 
+def run_code_cells(executed) -> list:
+    """The code cells of an executed copy that its notebook has too: without the cells a papermill
+    run adds (:data:`RUN_ONLY_TAGS`: the injected parameters, the error banner)."""
+    return [c for c in executed.cells if c.cell_type == "code" and not (_tags(c) & RUN_ONLY_TAGS)]
+
+
+def _matching_run_code(source, executed) -> list:
+    """:func:`run_code_cells` of ``executed``; ``ValueError`` unless their code is ``source``'s."""
+    ran = run_code_cells(executed)
+    if [c.source for c in source.cells if c.cell_type == "code"] != [c.source for c in ran]:
+        raise ValueError("the executed copy's code cells differ from the notebook's: run it again")
+    return ran
+
+
+def _insert_injected(nb, executed) -> None:
+    """Put the parameters cell papermill injected into ``executed`` after ``nb``'s parameters cell
+    (where papermill put it): the outputs come from that run, so the page shows its parameters."""
+    injected = [c for c in executed.cells if "injected-parameters" in _tags(c)]
+    if injected:
+        at = next((k + 1 for k, c in enumerate(nb.cells) if "parameters" in _tags(c)), 0)
+        nb.cells.insert(at, copy.deepcopy(injected[0]))
+
+
 def student_from_executed(source, executed):
     """The executed student version of a notebook, made from its executed instructor copy.
 
@@ -380,11 +405,7 @@ def student_from_executed(source, executed):
     """
     import nbformat
 
-    src_code = [c for c in source.cells if c.cell_type == "code"]
-    run_code = [c for c in executed.cells if c.cell_type == "code"
-                and PAPERMILL_ERROR_TAG not in _tags(c) and "injected-parameters" not in _tags(c)]
-    if [c.source for c in src_code] != [c.source for c in run_code]:
-        raise ValueError("the executed copy's code cells differ from the notebook's: run it again")
+    run_code = _matching_run_code(source, executed)
     deps = exercise_dependencies(source)
     code_index = {i: k for k, i in enumerate(i for i, c in enumerate(source.cells) if c.cell_type == "code")}
     student = student_notebook(source)
@@ -407,10 +428,7 @@ def student_from_executed(source, executed):
             text = f"Runs once Exercise{'s' if len(needed) > 1 else ''} {names} {'are' if len(needed) > 1 else 'is'} done."
             cell.outputs = [_note_output(text, text)]
         cell.execution_count = None
-    injected = [c for c in executed.cells if "injected-parameters" in _tags(c)]
-    if injected:  # the outputs come from that run: show its parameters, as the instructor version does
-        at = next((k + 1 for k, c in enumerate(student.cells) if "parameters" in _tags(c)), 0)
-        student.cells.insert(at, copy.deepcopy(injected[0]))
+    _insert_injected(student, executed)
     return student
 
 
@@ -423,18 +441,11 @@ def version_notebook(source, executed, version: str):
     """
     if version == "student":
         return student_from_executed(source, executed)
-    run_code = [c for c in executed.cells if c.cell_type == "code"
-                and PAPERMILL_ERROR_TAG not in _tags(c) and "injected-parameters" not in _tags(c)]
+    run_code = _matching_run_code(source, executed)
     nb = copy.deepcopy(source)
-    code = [c for c in nb.cells if c.cell_type == "code"]
-    if [c.source for c in code] != [c.source for c in run_code]:
-        raise ValueError("the executed copy's code cells differ from the notebook's: run it again")
-    for cell, ran in zip(code, run_code):
+    for cell, ran in zip((c for c in nb.cells if c.cell_type == "code"), run_code):
         cell.outputs, cell.execution_count = copy.deepcopy(ran.outputs), ran.execution_count
-    injected = [c for c in executed.cells if "injected-parameters" in _tags(c)]
-    if injected:  # the parameters that run used, after the parameters cell (where papermill put them)
-        at = next((k + 1 for k, c in enumerate(nb.cells) if "parameters" in _tags(c)), 0)
-        nb.cells.insert(at, copy.deepcopy(injected[0]))
+    _insert_injected(nb, executed)
     return nb
 
 
@@ -1017,6 +1028,21 @@ def page_texts(pdf_path: Path) -> list[str]:
     return pages[:-1] if pages and not pages[-1].strip() else pages
 
 
+def _bbox_words(pdf_path: Path) -> list[tuple[int, float, float, float, float, str]]:
+    """(page, page width, top, right, bottom, word) in pt of every word, from ``pdftotext -bbox-layout``."""
+    result = subprocess.run([_poppler("pdftotext"), "-bbox-layout", str(pdf_path), "-"], check=True,
+                            capture_output=True, timeout=120)
+    words, page, width = [], 0, 0.0
+    for match in re.finditer(r'<page width="([\d.]+)"|<word xMin="[\d.]+" yMin="([\d.]+)" xMax="([\d.]+)" '
+                             r'yMax="([\d.]+)">([^<]*)</word>', result.stdout.decode("utf-8", "replace")):
+        if match.group(1):
+            page, width = page + 1, float(match.group(1))
+        elif match.group(5).strip():
+            words.append((page, width, float(match.group(2)), float(match.group(3)), float(match.group(4)),
+                          html_lib.unescape(match.group(5))))
+    return words
+
+
 def font_sizes(pdf_path: Path) -> list[tuple[float, int, str, float]]:
     """(font size in pt, page, word, top in pt) of every word, from ``pdftotext -bbox-layout``.
 
@@ -1024,33 +1050,14 @@ def font_sizes(pdf_path: Path) -> list[tuple[float, int, str, float]]:
     Debian's Chromium prints with (1.1 to 1.2 em for other common fonts), so the size is the box
     height over :data:`BOX_EM`, within a few per cent.
     """
-    result = subprocess.run([_poppler("pdftotext"), "-bbox-layout", str(pdf_path), "-"], check=True,
-                            capture_output=True, timeout=120)
-    text = result.stdout.decode("utf-8", "replace")
-    words, page = [], 0
-    for match in re.finditer(r'<page\b|<word xMin="([\d.]+)" yMin="([\d.]+)" xMax="([\d.]+)" yMax="([\d.]+)">([^<]*)</word>',
-                             text):
-        if match.group(0).startswith("<page"):
-            page += 1
-        elif match.group(5).strip():
-            words.append(((float(match.group(4)) - float(match.group(2))) / BOX_EM, page,
-                          html_lib.unescape(match.group(5)), float(match.group(2))))
-    return words
+    return [((bottom - top) / BOX_EM, page, word, top) for page, _, top, _, bottom, word in _bbox_words(pdf_path)]
 
 
 def words_past_margin(pdf_path: Path, *, edge_pt: float = EDGE_PT) -> list[tuple[int, str, float]]:
     """(page, word, how far past ``page width - edge_pt`` in pt) of each word that runs towards or off the
     paper's right edge: a table or line too wide for the page that Chromium neither wrapped nor shrank."""
-    result = subprocess.run([_poppler("pdftotext"), "-bbox", str(pdf_path), "-"], check=True,
-                            capture_output=True, timeout=120)
-    found, page, width = [], 0, 0.0
-    for match in re.finditer(r'<page width="([\d.]+)"|<word xMin="[\d.]+" yMin="[\d.]+" xMax="([\d.]+)" yMax="[\d.]+">([^<]*)</word>',
-                             result.stdout.decode("utf-8", "replace")):
-        if match.group(1):
-            page, width = page + 1, float(match.group(1))
-        elif float(match.group(2)) > width - edge_pt and match.group(3).strip():
-            found.append((page, html_lib.unescape(match.group(3)), float(match.group(2)) - (width - edge_pt)))
-    return found
+    return [(page, word, right - (width - edge_pt)) for page, width, _, right, _, word in _bbox_words(pdf_path)
+            if right > width - edge_pt]
 
 
 def print_problems(pdf_path: Path, version: str, *, pages: tuple[int, int] = PAGE_BOUNDS,
@@ -1212,8 +1219,7 @@ def load_executed(notebook: Path, folder: Path):
         raise HandoutError(f"--executed: {path} is not a readable notebook ({exc.__class__.__name__})") from exc
     source = nbformat.read(notebook, as_version=4)
     src_code = [c.source for c in source.cells if c.cell_type == "code"]
-    run_code = [c.source for c in executed.cells if c.cell_type == "code"
-                and not _tags(c) & {PAPERMILL_ERROR_TAG, "injected-parameters"}]
+    run_code = [c.source for c in run_code_cells(executed)]
     if src_code != run_code:
         differ = next((k for k, (a, b) in enumerate(zip(src_code, run_code)) if a != b), min(len(src_code), len(run_code)))
         raise HandoutError(f"--executed: the code of {path} differs from {notebook} (from code cell {differ + 1} on): "
